@@ -1,0 +1,58 @@
+"""Errors Cautious raises on purpose, and the exit code each one maps to.
+
+The hierarchy follows the command line contract (DESIGN.md):
+
+- :class:`CautiousError` — the root; carries ``exit_code`` so the task layer can turn any of
+  them into a one-line message and the right exit code, with no traceback.
+  - :class:`UsageError` (exit 2) — the user must fix something before anything can run:
+    - :class:`ConfigError` — a bad key or value in ``cautious.yaml`` or a flag;
+    - :class:`PrerequisiteError` — a missing tool, engine or image (e.g. no Docker engine);
+    - :class:`LockHeld` — another rollout holds the cluster's lock.
+  - :class:`SandboxError` (exit 1) — the world misbehaved: a container would not start,
+    the load balancer's runtime API did not answer, a wait ran past its deadline.
+    - :class:`GateFailed` — a gate (readiness, bake, claims) said no during a rollout.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "CautiousError",
+    "ConfigError",
+    "GateFailed",
+    "LockHeld",
+    "PrerequisiteError",
+    "SandboxError",
+    "UsageError",
+]
+
+
+class CautiousError(Exception):
+    """Root of every error Cautious raises deliberately."""
+
+    exit_code = 1
+
+
+class UsageError(CautiousError):
+    """The input is wrong; nothing was changed. Exit code 2."""
+
+    exit_code = 2
+
+
+class ConfigError(UsageError):
+    """A configuration key or flag holds a value that is not allowed."""
+
+
+class PrerequisiteError(UsageError):
+    """Something the command needs is missing from this machine."""
+
+
+class LockHeld(UsageError):
+    """Another rollout is running on the same cluster."""
+
+
+class SandboxError(CautiousError):
+    """An operation on the cluster failed or ran past its deadline."""
+
+
+class GateFailed(SandboxError):
+    """A rollout gate refused to let the next step run."""
