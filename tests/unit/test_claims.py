@@ -80,7 +80,11 @@ def test_failed_requests_count_missing_ones_too() -> None:
     measured = compute_availability(records, target_rate=10)
     (result,) = evaluate_claims(
         ClaimsConfig(
-            success_ratio=None, longest_error_window_s=None, p99_ms=None, failed_requests=3
+            success_ratio=None,
+            longest_error_window_s=None,
+            p99_ms=None,
+            failed_requests=3,
+            min_requests=10,
         ),
         measured,
     )
