@@ -225,7 +225,7 @@ def _read_yaml(path: Path) -> dict[str, Any]:
     if document is None:
         return {}
     if not isinstance(document, dict):
-        raise ConfigError(f"{path}: the top level must be a mapping of sections, not a list or value")
+        raise ConfigError(f"{path}: the top level must be a mapping of sections, not a value")
     if "root" in document:
         raise ConfigError(f"{path}: 'root' is not a configuration key; remove it")
     return document
