@@ -1,0 +1,363 @@
+"""A report folder holds the same verdict four ways: JSON, Markdown, JUnit and one HTML page."""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import re
+import shutil
+import subprocess
+import xml.etree.ElementTree as ET
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+from matplotlib.image import imread
+
+from pipeline.availability import compute_availability
+from pipeline.claims import evaluate_claims
+from pipeline.config import ClaimsConfig
+from pipeline.exceptions import UsageError
+from pipeline.report import (
+    SCHEMA_VERSION,
+    InstanceInfo,
+    RolloutStep,
+    RolloutSummary,
+    TimelineEvent,
+    build_report,
+    render_from_json,
+    write_report,
+)
+from pipeline.requestlog import RequestRecord
+
+T = 1_700_000_000
+CREATED = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
+
+
+def rolling_rollout(outcome: str = "succeeded") -> RolloutSummary:
+    steps = []
+    for index, instance in enumerate(("sample-1", "sample-2")):
+        begin = T + 10 + 6 * index
+        steps += [
+            RolloutStep("drain", instance, begin, begin + 1.0, "ok", "LB drain"),
+            RolloutStep("restart", instance, begin + 1.0, begin + 4.0, "ok", "v1 → v2"),
+            RolloutStep("ready", instance, begin + 4.0, begin + 4.2, "ok", "LB ready"),
+        ]
+    if outcome != "succeeded":
+        steps[-1] = RolloutStep("ready", "sample-2", T + 20.0, None, "failed", "never ready")
+    return RolloutSummary(
+        strategy="rolling",
+        from_release="v1",
+        to_release="v2",
+        outcome=outcome,  # type: ignore[arg-type]
+        reason="" if outcome == "succeeded" else "sample-2 | never became ready",
+        steps=tuple(steps),
+        started=T + 10.0,
+        ended=T + 22.2,
+    )
+
+
+def timeline() -> list[TimelineEvent]:
+    events = [TimelineEvent(T, name, "v1", "ready") for name in ("sample-1", "sample-2")]
+    for index, name in enumerate(("sample-1", "sample-2")):
+        begin = T + 10 + 6 * index
+        events += [
+            TimelineEvent(begin, name, "v1", "draining"),
+            TimelineEvent(begin + 1.0, name, "v1", "stopped"),
+            TimelineEvent(begin + 1.5, name, "v2", "starting"),
+            TimelineEvent(begin + 4.2, name, "v2", "ready"),
+        ]
+    return events
+
+
+def sample_report(
+    claims: ClaimsConfig | None = None,
+    rollout: RolloutSummary | None = None,
+    outage_seconds: int = 2,
+) -> dict[str, Any]:
+    """30 s at 20 req/s over two instances; an outage of ``outage_seconds`` at T+12."""
+    records = []
+    for second in range(32):
+        outage = 12 <= second < 12 + outage_seconds
+        for i in range(10 if outage else 20):
+            instance = ("sample-1", "sample-2")[i % 2]
+            broken = outage and i < 3
+            records.append(
+                RequestRecord(
+                    T + second + i / 20,
+                    250.0 if broken else 15.0 + i,  # a refused connection, quickly
+                    0 if broken else 200,
+                    error="ConnectionError" if broken else "",
+                    instance="" if broken else instance,
+                    release="" if broken else ("v1" if second < 16 else "v2"),
+                )
+            )
+    availability = compute_availability(
+        records, target_rate=20, slo=0.999, rollout_start=T + 10.0, rollout_end=T + 22.2
+    )
+    return build_report(
+        command="invoke deploy --release v2",
+        availability=availability,
+        claims=evaluate_claims(claims or ClaimsConfig(), availability),
+        rollout=rollout if rollout is not None else rolling_rollout(),
+        timeline=timeline(),
+        instances=[InstanceInfo("sample-1", "v2"), InstanceInfo("sample-2", "v2")],
+        context={"lb_url": "http://127.0.0.1:8080/", "rate": 20},
+        created=CREATED,
+    )
+
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One written report shared by the tests that only read it (rendering takes a second)."""
+    out = tmp_path_factory.mktemp("report")
+    write_report(sample_report(), out)
+    return out
+
+
+def test_the_report_has_every_key_the_design_promises() -> None:
+    report = sample_report()
+    assert report["schema_version"] == SCHEMA_VERSION == 1
+    assert report["command"] == "invoke deploy --release v2"
+    assert report["created"] == "2026-11-23T12:00:00Z"
+    assert report["verdict"] in ("pass", "fail", "not-enough-data")
+    for claim in report["claims"]:
+        assert set(claim) == {"name", "target", "measured", "verdict", "detail"}
+    assert {
+        "sent",
+        "failed",
+        "missing",
+        "success_ratio",
+        "longest_error_window_s",
+        "seconds_with_errors",
+        "error_budget_used",
+        "p50_ms",
+        "p95_ms",
+        "p99_ms",
+        "per_second",
+        "phases",
+        "per_instance",
+        "per_release",
+    } <= set(report["availability"])
+    assert {"strategy", "from_release", "to_release", "outcome", "reason", "steps"} <= set(
+        report["rollout"]
+    )
+    assert set(report["rollout"]["steps"][0]) == {
+        "name",
+        "instance",
+        "started",
+        "ended",
+        "outcome",
+        "detail",
+    }
+    assert set(report["timeline"][0]) == {"t", "instance", "release", "state"}
+    assert report["instances"] == [
+        {"name": "sample-1", "release": "v2"},
+        {"name": "sample-2", "release": "v2"},
+    ]
+
+
+def test_the_verdict_follows_the_claims() -> None:
+    assert sample_report(outage_seconds=0)["verdict"] == "pass"
+    failing = sample_report(outage_seconds=2)
+    assert failing["verdict"] == "fail"
+    assert "longest error window" in failing["verdict_reason"]
+    lacking = sample_report(ClaimsConfig(min_requests=100_000))
+    assert lacking["verdict"] == "not-enough-data"
+
+
+def test_a_rolled_back_rollout_fails_the_verdict_even_when_claims_hold() -> None:
+    report = sample_report(rollout=rolling_rollout("rolled-back"), outage_seconds=0)
+    assert {c["verdict"] for c in report["claims"]} == {"pass"}
+    assert report["verdict"] == "fail"
+    assert report["verdict_reason"].startswith("the rollout was rolled back")
+
+
+def test_a_report_without_a_rollout_says_so_with_null() -> None:
+    availability = compute_availability([], target_rate=10)
+    report = build_report(command="invoke load", availability=availability, claims=[])
+    assert (report["rollout"], report["timeline"], report["instances"]) == (None, [], [])
+    assert report["verdict"] == "not-enough-data"
+
+
+def test_the_folder_holds_four_files(folder: Path) -> None:
+    assert sorted(p.name for p in folder.iterdir()) == [
+        "junit.xml",
+        "report.html",
+        "report.json",
+        "report.md",
+    ]
+
+
+def test_report_json_is_stable_with_sorted_keys(folder: Path, tmp_path: Path) -> None:
+    text = (folder / "report.json").read_text()
+    assert text == json.dumps(json.loads(text), sort_keys=True, indent=2, ensure_ascii=False) + "\n"
+    write_report(sample_report(), tmp_path / "again")
+    assert (tmp_path / "again" / "report.json").read_text() == text
+
+
+def test_report_md_leads_with_the_verdict_then_claims_availability_and_steps(
+    folder: Path,
+) -> None:
+    text = (folder / "report.md").read_text()
+    assert text.startswith("## ❌ Cautious: fail\n")
+    assert "| longest error window | ≤ 1 s | 2 s | ❌ fail |" in text
+    assert "| success ratio | ≥ 99.9 % | 95.6667 % | ❌ fail |" in text
+    assert "### Availability" in text
+    assert "| whole run | 30 s | 580 | 6 | 20 | 95.6667 % | 2 s | 2 |" in text
+    assert "| during rollout |" in text
+    assert "| 1 | drain | sample-1 | +10.0 s | 1.0 s | ok | LB drain |" in text
+    assert "| sample-2 | v2 |" in text
+
+
+def test_report_md_escapes_table_pipes(tmp_path: Path) -> None:
+    write_report(sample_report(rollout=rolling_rollout("rolled-back")), tmp_path)
+    text = (tmp_path / "report.md").read_text()
+    assert "sample-2 | never became ready" in text  # the reason line is prose, not a table
+    assert "| 6 | ready | sample-2 | +20.0 s | cut short | failed | never ready |" in text
+
+
+def test_junit_xml_has_a_testcase_per_claim_and_fails_the_failed_ones(folder: Path) -> None:
+    suite = ET.parse(folder / "junit.xml").getroot()
+    assert suite.tag == "testsuite"
+    cases = {case.get("name"): case for case in suite.iter("testcase")}
+    assert set(cases) == {"success_ratio", "longest_error_window_s", "p99_ms", "rollout"}
+    failure = cases["longest_error_window_s"].find("failure")
+    assert failure is not None
+    message = failure.get("message", "")
+    assert "longest_error_window_s" in message
+    assert "measured 2 s" in message
+    assert "target ≤ 1 s" in message
+    assert cases["p99_ms"].find("failure") is None
+    assert cases["rollout"].find("failure") is None
+    assert (suite.get("tests"), suite.get("failures"), suite.get("skipped")) == ("4", "2", "0")
+
+
+def test_junit_xml_skips_claims_without_enough_data(tmp_path: Path) -> None:
+    write_report(sample_report(ClaimsConfig(min_requests=100_000)), tmp_path)
+    suite = ET.parse(tmp_path / "junit.xml").getroot()
+    skipped = [case.find("skipped") for case in suite.iter("testcase")]
+    assert sum(s is not None for s in skipped) == 3
+    assert "min_requests is 100,000" in (skipped[0].get("message") or "")  # type: ignore[union-attr]
+    assert suite.get("skipped") == "3"
+
+
+def test_junit_xml_fails_a_rolled_back_rollout(tmp_path: Path) -> None:
+    write_report(sample_report(rollout=rolling_rollout("rolled-back")), tmp_path)
+    suite = ET.parse(tmp_path / "junit.xml").getroot()
+    (rollout,) = [c for c in suite.iter("testcase") if c.get("name") == "rollout"]
+    failure = rollout.find("failure")
+    assert failure is not None
+    assert "rolled-back" in (failure.get("message") or "")
+
+
+def test_report_html_is_self_contained_with_the_chart_inline(folder: Path) -> None:
+    page = (folder / "report.html").read_text()
+    assert not re.search(r"""(src|href)\s*=\s*["']?(https?:)?//""", page)
+    assert "url(" not in page
+    assert "<script" not in page and "<link" not in page
+    match = re.search(r'<img id="timeline-chart" src="data:image/png;base64,([^"]+)"', page)
+    assert match is not None
+    png = base64.b64decode(match.group(1))
+    assert png.startswith(b"\x89PNG\r\n\x1a\n")
+    assert len(png) > 20_000
+
+
+def test_report_html_escapes_what_it_shows(tmp_path: Path) -> None:
+    report = sample_report()
+    report["command"] = "invoke deploy --release '<script>alert(1)</script>'"
+    write_report(report, tmp_path)
+    page = (tmp_path / "report.html").read_text()
+    assert "<script>" not in page
+    assert "&lt;script&gt;" in page
+
+
+def test_render_from_json_rebuilds_the_same_files(folder: Path) -> None:
+    before = {name: (folder / name).read_bytes() for name in ("report.md", "junit.xml")}
+    html = (folder / "report.html").read_bytes()
+    for name in ("report.md", "junit.xml", "report.html"):
+        (folder / name).unlink()
+    paths = render_from_json(folder / "report.json")
+    assert paths.html == folder / "report.html"
+    assert {name: (folder / name).read_bytes() for name in before} == before
+    assert (folder / "report.html").read_bytes() == html
+    render_from_json(folder)  # the folder works as well as the file
+
+
+def test_render_from_json_refuses_what_is_not_a_report(tmp_path: Path) -> None:
+    with pytest.raises(UsageError, match="cannot read"):
+        render_from_json(tmp_path / "absent.json")
+    (tmp_path / "bad.json").write_text("{not json")
+    with pytest.raises(UsageError, match="not JSON"):
+        render_from_json(tmp_path / "bad.json")
+    (tmp_path / "other.json").write_text('{"schema_version": 99}')
+    with pytest.raises(UsageError, match="schema version 1"):
+        render_from_json(tmp_path / "other.json")
+    (tmp_path / "partial.json").write_text('{"schema_version": 1, "verdict": "pass"}')
+    with pytest.raises(UsageError, match="incomplete"):
+        render_from_json(tmp_path / "partial.json")
+
+
+def test_a_report_with_no_data_and_no_rollout_still_renders(tmp_path: Path) -> None:
+    availability = compute_availability([], target_rate=10, slo=0.999)
+    report = build_report(
+        command="invoke load --url http://127.0.0.1:9/",
+        availability=availability,
+        claims=evaluate_claims(ClaimsConfig(), availability),
+        created=CREATED,
+    )
+    paths = write_report(report, tmp_path)
+    assert 'id="timeline-chart"' in paths.html.read_text()
+    assert "⚠️ Cautious: not-enough-data" in paths.markdown.read_text()
+
+
+# --- the page as a browser shows it ----------------------------------------------------------
+
+
+def _chromium() -> str:
+    browser = shutil.which("chromium") or shutil.which("chromium-browser")
+    if browser is None:
+        if os.environ.get("CI") == "true":
+            pytest.fail("chromium is not installed, and CI=true requires the browser check")
+        pytest.skip("chromium is not installed")
+    return browser
+
+
+def _run_chromium(browser: str, profile: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [
+            browser,
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--hide-scrollbars",
+            f"--user-data-dir={profile}",
+            *args,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+
+
+def test_report_html_shows_the_chart_in_a_headless_browser(folder: Path, tmp_path: Path) -> None:
+    browser = _chromium()
+    page = (folder / "report.html").resolve().as_uri()
+    dom = _run_chromium(browser, tmp_path / "profile", "--dump-dom", page).stdout
+    assert re.search(r'<img id="timeline-chart" src="data:image/png;base64,', dom)
+    assert 'class="badge fail"' in dom
+
+    shot = tmp_path / "shot.png"
+    _run_chromium(
+        browser, tmp_path / "profile", f"--screenshot={shot}", "--window-size=1280,1600", page
+    )
+    assert shot.stat().st_size > 50_000
+    pixels = imread(shot)
+    assert pixels.shape[:2] == (1600, 1280)
+    colours = {tuple(p) for p in pixels[::8, ::8, :3].reshape(-1, 3).tolist()}
+    assert len(colours) > 50  # text, tables and the chart, not a blank or one-colour page
+    chart_band = pixels[700:1400, 100:1100, :3]
+    assert chart_band.std() > 0.05  # the chart's region holds a drawing
