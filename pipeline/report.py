@@ -288,8 +288,10 @@ def _relative(t: float | None, origin: float | None) -> str:
 
 
 def _took(step: Mapping[str, Any]) -> str:
-    ended = step["ended"]
-    return "cut short" if ended is None else f"{ended - step['started']:,.1f} s"
+    if step["ended"] is None:
+        return "cut short"
+    seconds = step["ended"] - step["started"]
+    return f"{seconds:.2f} s" if seconds < 1 else f"{seconds:,.1f} s"
 
 
 def _availability_rows(availability: Mapping[str, Any]) -> list[tuple[str, Mapping[str, Any]]]:
@@ -802,7 +804,9 @@ def _html(report: Mapping[str, Any]) -> str:
         )
         parts.append(
             f"<p>{_h(rollout['strategy'])}: {_h(rollout['from_release'] or '(none)')} → "
-            f"{_h(rollout['to_release'])}. {_h(rollout.get('reason') or '')}</p>"
+            f"{_h(rollout['to_release'])}"
+            + (f" · {_h(rollout['reason'])}" if rollout.get("reason") else "")
+            + "</p>"
         )
         if rollout["steps"]:
             parts.append(
