@@ -225,7 +225,7 @@ def _verdict(claims: Sequence[ClaimResult], rollout: RolloutSummary | None) -> t
             else "no claim was evaluated, so nothing was proven"
         ]
     else:
-        reasons = [f"all {len(claims)} claim{'s' if len(claims) > 1 else ''} hold"]
+        reasons = ["the one claim holds" if len(claims) == 1 else f"all {len(claims)} claims hold"]
     if rollout is not None and rollout.outcome != "succeeded":
         verdict = "fail"
         why = f": {rollout.reason}" if rollout.reason else ""
@@ -380,7 +380,9 @@ def _markdown(report: Mapping[str, Any]) -> str:
     ]
     context = report.get("context") or {}
     if context:
-        lines += _md_table(["", ""], [(f"**{k}**", v) for k, v in sorted(context.items())])
+        lines += _md_table(
+            ["context", "value"], [(f"**{k}**", v) for k, v in sorted(context.items())]
+        )
     lines += ["### Claims", ""]
     if report["claims"]:
         lines += _md_table(
@@ -745,7 +747,7 @@ def _html(report: Mapping[str, Any]) -> str:
     ]
     context = report.get("context") or {}
     if context:
-        parts.append(_html_table(["", ""], sorted(context.items())))
+        parts.append(_html_table(["context", "value"], sorted(context.items())))
 
     parts.append("<h2>Claims</h2>")
     if report["claims"]:
