@@ -1,8 +1,9 @@
 """HAProxy for the sandbox: its configuration, and a client for its runtime API.
 
 The backend has a fixed pool of server *slots* (``sample-1`` … ``sample-32``) whose addresses
-come from Docker's DNS, so the configuration never changes while instances come and go; a slot
-without a container simply does not resolve and stays out of rotation. Rollouts steer traffic
+come from Docker's DNS at run time (``init-addr none``: resolving empty slots at start-up would
+block HAProxy for many seconds), so the configuration never changes while instances come and
+go; a slot without a container does not resolve and stays out of rotation. Rollouts steer traffic
 with runtime commands — ``drain``, ``maint``, ``ready``, ``weight`` — and read ``show stat``.
 """
 
@@ -82,7 +83,7 @@ defaults
     timeout server {lb.timeout_server_ms}ms
     timeout http-request 10s
     retries {lb.retries}
-{redispatch}    default-server init-addr libc,none resolvers docker
+{redispatch}    default-server init-addr none resolvers docker
 
 frontend web
     bind :{FRONTEND_PORT}
@@ -135,6 +136,13 @@ class HAProxyRuntime:
             raise SandboxError(
                 f"HAProxy runtime API at {self.host}:{self.port} did not answer {line!r}: {exc}"
             ) from exc
+        if not chunks:
+            # HAProxy ends every answer with a newline; a silent close is Docker's port proxy
+            # accepting for a container that is not listening (yet).
+            raise SandboxError(
+                f"HAProxy runtime API at {self.host}:{self.port} did not answer {line!r}: "
+                "connection closed without a reply"
+            )
         return b"".join(chunks).decode(errors="replace")
 
     def _server_command(self, line: str) -> None:
@@ -205,11 +213,12 @@ class HAProxyRuntime:
     ) -> float:
         """Poll until every server meets ``condition``; return seconds waited.
 
-        Conditions: ``up`` (status UP), ``down`` (not UP), ``idle`` (no current sessions).
+        Conditions: ``up`` (fully UP: a server just out of maint shows "UP 1/2" until its next
+        check passes), ``down`` (not UP at all), ``idle`` (no current sessions).
         """
         names = list(servers)
         checks: dict[str, Callable[[ServerStat], bool]] = {
-            "up": lambda stat: stat.status.startswith("UP"),
+            "up": lambda stat: stat.status == "UP",
             "down": lambda stat: not stat.status.startswith("UP"),
             "idle": lambda stat: stat.current_sessions == 0,
         }
