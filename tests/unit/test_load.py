@@ -1,0 +1,206 @@
+"""Pure parts of pipeline.load: the loopback rule, the Locust command line, input checks."""
+
+from __future__ import annotations
+
+import ast
+import sys
+from pathlib import Path
+
+import pytest
+
+from pipeline import load
+from pipeline.exceptions import ConfigError, PrerequisiteError, UsageError
+from pipeline.load import (
+    DEFAULT_LOCUSTFILE,
+    _LogFollower,
+    check_loopback_url,
+    locust_command,
+    recommended_users,
+    start_load,
+)
+from pipeline.requestlog import FIELDS
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [
+        ("http://127.0.0.1:8080", "http://127.0.0.1:8080"),
+        ("http://127.0.0.1:8080/", "http://127.0.0.1:8080"),
+        ("https://127.10.20.30", "https://127.10.20.30"),
+        ("http://localhost:9000/api/", "http://localhost:9000/api"),
+        ("http://LOCALHOST.:80", "http://LOCALHOST.:80"),
+        ("http://[::1]:8080", "http://[::1]:8080"),
+        ("http://[::ffff:127.0.0.1]:8080", "http://[::ffff:127.0.0.1]:8080"),
+        ("  http://127.0.0.1:1  ", "http://127.0.0.1:1"),
+    ],
+)
+def test_loopback_urls_are_accepted(url: str, expected: str) -> None:
+    assert check_loopback_url(url) == expected
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://example.com",
+        "http://10.0.0.1:8080",
+        "http://192.168.1.10",
+        "http://0.0.0.0:8080",
+        "http://[::]:8080",
+        "http://[2001:db8::1]",
+        "http://[::ffff:10.0.0.1]",
+        "http://127.0.0.1.nip.io",
+        "http://localhost.example.com",
+        "http://127.0.0.1@example.com",
+    ],
+)
+def test_other_hosts_are_refused_as_usage_errors(url: str) -> None:
+    with pytest.raises(ConfigError, match="not loopback") as caught:
+        check_loopback_url(url)
+    assert isinstance(caught.value, UsageError)
+    assert caught.value.exit_code == 2
+
+
+@pytest.mark.parametrize(
+    "url", ["127.0.0.1:8080", "ftp://127.0.0.1", "http://", "http://127.0.0.1:99999"]
+)
+def test_malformed_urls_are_refused(url: str) -> None:
+    with pytest.raises(ConfigError, match=r"load URL"):
+        check_loopback_url(url)
+
+
+def test_locust_command_is_headless_bounded_and_logs_requests(tmp_path: Path) -> None:
+    command = locust_command("http://127.0.0.1:8080", 40, 12, 2, tmp_path, Path("/x/locustfile.py"))
+    assert command[:3] == [sys.executable, "-m", "locust"]
+    assert "--headless" in command
+    assert "--only-summary" in command
+
+    def value(flag: str) -> str:
+        return command[command.index(flag) + 1]
+
+    user_file, plugin = value("-f").split(",")
+    assert user_file == "/x/locustfile.py"
+    assert plugin.endswith("pipeline/locust_request_logger.py")
+    assert Path(plugin).is_file()
+    assert value("--host") == "http://127.0.0.1:8080"
+    assert (value("-u"), value("-r"), value("-t")) == ("40", "40", "12s")
+    assert value("--stop-timeout") == "2"
+    assert value("--exit-code-on-error") == "0"
+    assert value("--csv") == str(tmp_path / "locust")
+    assert value("--logfile") == str(tmp_path / "locust.log")
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"url": "http://203.0.113.5:80"}, "not loopback"),
+        ({"rate": 0.0}, "rate"),
+        ({"rate": float("nan")}, "rate"),
+        ({"duration_s": -1.0}, "duration"),
+        ({"users": 0}, "users"),
+        ({"timeout_s": 0.0}, "timeout"),
+        ({"timeout_s": float("inf")}, "timeout"),
+    ],
+)
+def test_bad_input_is_refused_before_anything_starts(
+    tmp_path: Path, changes: dict[str, object], message: str
+) -> None:
+    arguments: dict[str, object] = {
+        "url": "http://127.0.0.1:9",
+        "rate": 10.0,
+        "duration_s": 1.0,
+        "users": 1,
+        "timeout_s": 1.0,
+        "out_dir": tmp_path / "out",
+        **changes,
+    }
+    with pytest.raises(ConfigError, match=message):
+        start_load(**arguments)  # type: ignore[arg-type]
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_missing_locustfile_is_a_prerequisite_error(tmp_path: Path) -> None:
+    with pytest.raises(PrerequisiteError, match="not found"):
+        start_load("http://127.0.0.1:9", 10, 1, 1, 1, tmp_path, locustfile=tmp_path / "no.py")
+
+
+def test_a_comma_in_the_locustfile_path_is_refused(tmp_path: Path) -> None:
+    odd = tmp_path / "a,b.py"
+    odd.write_text("", encoding="utf-8")
+    with pytest.raises(ConfigError, match="comma"):
+        start_load("http://127.0.0.1:9", 10, 1, 1, 1, tmp_path, locustfile=odd)
+
+
+def test_the_default_locustfile_ships_with_the_repo() -> None:
+    assert DEFAULT_LOCUSTFILE == REPO / "sandbox" / "locustfile.py"
+    assert DEFAULT_LOCUSTFILE.is_file()
+
+
+def test_recommended_users_cover_a_slow_request_per_period() -> None:
+    assert recommended_users(100) == 50
+    assert recommended_users(1_000) == 250
+    assert recommended_users(1_000) / 1_000 >= 0.25
+
+
+def test_the_plugin_writes_the_request_log_header() -> None:
+    # Read, not imported: importing the plugin imports locust, which patches this process.
+    source = (REPO / "pipeline" / "locust_request_logger.py").read_text(encoding="utf-8")
+    for node in ast.parse(source).body:
+        if isinstance(node, ast.Assign) and getattr(node.targets[0], "id", "") == "HEADER":
+            assert ast.literal_eval(node.value) == FIELDS
+            break
+    else:
+        pytest.fail("HEADER not found in the plugin")
+
+
+def test_no_pipeline_module_imports_locust() -> None:
+    for path in (REPO / "pipeline").rglob("*.py"):
+        if path.name == "locust_request_logger.py":
+            continue
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        for node in ast.walk(tree):
+            names = (
+                [alias.name for alias in node.names]
+                if isinstance(node, ast.Import)
+                else [node.module or ""]
+                if isinstance(node, ast.ImportFrom)
+                else []
+            )
+            assert not any(
+                name == "locust"
+                or name.startswith("locust.")
+                or name.endswith("locust_request_logger")
+                for name in names
+            ), f"{path} imports {names}"
+
+
+def test_progress_counts_whole_rows_only(tmp_path: Path) -> None:
+    log = tmp_path / "requests.csv"
+    log.write_text(
+        ",".join(FIELDS)
+        + "\n100.0,1.5,200,GET,/,,a,v1\n"
+        + '100.5,2000.0,0,GET,/items,"timed out, twice",,\n'
+        + "101.0,3.0,503,POST,/items,HTTPError,a,v1\n"
+        + "101.5,1.0,20",  # a row still being written
+        encoding="utf-8",
+    )
+    follower = _LogFollower(log)
+    follower.poll()
+    assert (follower.sent, follower.failed) == (3, 2)
+    assert (follower.first_start, follower.last_start) == (100.0, 101.0)
+    with log.open("a", encoding="utf-8") as handle:
+        handle.write("0,GET,/,,a,v1\n")
+    follower.poll()
+    assert (follower.sent, follower.failed, follower.last_start) == (4, 2, 101.5)
+
+
+def test_progress_before_the_log_exists_is_zero(tmp_path: Path) -> None:
+    follower = _LogFollower(tmp_path / "not-yet.csv")
+    follower.poll()
+    assert (follower.sent, follower.failed) == (0, 0)
+
+
+def test_progress_line_reads_well() -> None:
+    line = load.LoadProgress(sent=1180, failed=3, elapsed_s=12.04, rate=99.14).line(100)
+    assert line == "load 12.0 s: 1,180 sent, 3 failed, 99.1 req/s (target 100)"
