@@ -1,0 +1,211 @@
+"""Turn a Cautious report folder into what GitHub Actions shows.
+
+Used by the ``rollout`` and ``gameday`` composite actions after ``cautious deploy`` /
+``cautious gameday`` has run (whatever its exit code)::
+
+    python3 cautious_github.py publish --report-dir DIR --exit-code N --command "cautious deploy"
+
+It
+- appends ``report.md`` to ``$GITHUB_STEP_SUMMARY`` (or a short note when there is no report),
+- prints one ``::error title=claim <name>::…`` workflow command per failed claim (a
+  ``::warning`` for a claim without enough data), one per failed or deviated experiment, and one
+  for a rollout that was rolled back or aborted,
+- writes the step outputs ``verdict``, ``success-ratio``, ``report-dir`` and ``exit-code`` to
+  ``$GITHUB_OUTPUT``.
+
+It never fails the step itself (exit 0 unless it is called wrongly): the action decides after the
+report has been uploaded. Standard library only, so it runs with any Python 3.8+.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any, Dict, List, Optional
+
+NO_REPORT = "error"  # the verdict output when the command wrote no report.json
+
+
+def escape_data(text: str) -> str:
+    """Escape a workflow command's message (GitHub's toolkit rules)."""
+    return text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+
+
+def escape_property(text: str) -> str:
+    """Escape a workflow command property such as ``title``."""
+    return escape_data(text).replace(":", "%3A").replace(",", "%2C")
+
+
+def command(kind: str, title: str, message: str) -> str:
+    """One workflow command line, e.g. ``::error title=claim p99_ms::…``."""
+    return f"::{kind} title={escape_property(title)}::{escape_data(message)}"
+
+
+def load_report(report_dir: Path) -> Optional[Dict[str, Any]]:
+    """report.json as a dict, or None when it is missing or unreadable."""
+    try:
+        report = json.loads((report_dir / "report.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return report if isinstance(report, dict) else None
+
+
+def _figure(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.6g}"
+    return "n/a" if value is None else str(value)
+
+
+def _claim_message(claim: Dict[str, Any]) -> str:
+    name = str(claim.get("name", "?"))
+    detail = claim.get("detail")
+    if detail:
+        return f"{name}: {detail}"
+    return (
+        f"{name}: measured {_figure(claim.get('measured'))}, "
+        f"target {_figure(claim.get('target'))}"
+    )
+
+
+def _experiment_name(entry: Dict[str, Any]) -> str:
+    for key in ("name", "experiment", "title", "path"):
+        if entry.get(key):
+            return str(entry[key])
+    return "?"
+
+
+def _experiment_failed(entry: Dict[str, Any]) -> bool:
+    if entry.get("deviated") is True:
+        return True
+    verdict = entry.get("verdict")
+    if verdict is not None:
+        return verdict != "pass"
+    status = entry.get("status")
+    return status is not None and status != "completed"
+
+
+def annotations(report: Optional[Dict[str, Any]], exit_code: int, what: str) -> List[str]:
+    """The workflow commands (one line each) that explain a report, or its absence."""
+    if report is None:
+        if exit_code == 0:
+            return [command("warning", what, f"{what} succeeded but wrote no report.json")]
+        return [
+            command(
+                "error",
+                what,
+                f"{what} exited with {exit_code} and wrote no report.json "
+                "(exit 2 means bad input: see the log line starting with 'cautious:')",
+            )
+        ]
+    lines: List[str] = []
+    for claim in report.get("claims") or []:
+        if not isinstance(claim, dict):
+            continue
+        verdict = claim.get("verdict")
+        title = f"claim {claim.get('name', '?')}"
+        if verdict == "fail":
+            lines.append(command("error", title, _claim_message(claim)))
+        elif verdict == "not-enough-data":
+            lines.append(command("warning", title, _claim_message(claim)))
+    for entry in report.get("experiments") or []:
+        if isinstance(entry, dict) and _experiment_failed(entry):
+            name = _experiment_name(entry)
+            status = entry.get("verdict") or entry.get("status") or "failed"
+            extra = " (deviated)" if entry.get("deviated") else ""
+            lines.append(
+                command("error", f"experiment {name}", f"{name}: {status}{extra}")
+            )
+    rollout = report.get("rollout")
+    if isinstance(rollout, dict) and rollout.get("outcome") not in (None, "succeeded"):
+        outcome = str(rollout["outcome"])
+        reason = rollout.get("reason") or report.get("verdict_reason") or ""
+        lines.append(
+            command(
+                "error",
+                f"rollout {outcome}",
+                f"rollout {rollout.get('from_release')} → {rollout.get('to_release')} "
+                f"{outcome}" + (f": {reason}" if reason else ""),
+            )
+        )
+    if report.get("verdict") != "pass" and not lines:
+        lines.append(
+            command(
+                "error",
+                f"verdict {report.get('verdict')}",
+                str(report.get("verdict_reason") or f"{what} did not pass"),
+            )
+        )
+    return lines
+
+
+def summary(report_dir: Path, report: Optional[Dict[str, Any]], exit_code: int, what: str) -> str:
+    """Markdown for the job summary: report.md as written, or a short note."""
+    markdown = report_dir / "report.md"
+    if report is not None and markdown.is_file():
+        text = markdown.read_text(encoding="utf-8")
+        return text if text.endswith("\n") else text + "\n"
+    return (
+        f"## ❌ Cautious: no report\n\n`{what}` exited with {exit_code} "
+        f"and wrote no report in `{report_dir}`.\n"
+    )
+
+
+def outputs(report: Optional[Dict[str, Any]], report_dir: Path, exit_code: int) -> Dict[str, str]:
+    """The step outputs, all single-line strings."""
+    verdict = NO_REPORT
+    ratio = ""
+    if report is not None:
+        verdict = str(report.get("verdict") or NO_REPORT)
+        availability = report.get("availability")
+        if isinstance(availability, dict) and availability.get("success_ratio") is not None:
+            ratio = repr(float(availability["success_ratio"]))
+    return {
+        "verdict": verdict,
+        "success-ratio": ratio,
+        "report-dir": str(report_dir),
+        "exit-code": str(exit_code),
+    }
+
+
+def _append(path: Optional[str], text: str) -> None:
+    if path:
+        with open(path, "a", encoding="utf-8") as handle:
+            handle.write(text)
+
+
+def publish(report_dir: Path, exit_code: int, what: str) -> Dict[str, str]:
+    """Summary, annotations and outputs for one finished command; returns the outputs."""
+    report = load_report(report_dir)
+    _append(os.environ.get("GITHUB_STEP_SUMMARY"), summary(report_dir, report, exit_code, what))
+    for line in annotations(report, exit_code, what):
+        print(line, flush=True)
+    values = outputs(report, report_dir, exit_code)
+    _append(
+        os.environ.get("GITHUB_OUTPUT"),
+        "".join(f"{key}={value}\n" for key, value in values.items()),
+    )
+    return values
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    parser = argparse.ArgumentParser(prog="cautious_github.py", description=__doc__.split("\n")[0])
+    sub = parser.add_subparsers(dest="action", required=True)
+    pub = sub.add_parser("publish", help="summary, annotations and outputs for a report folder")
+    pub.add_argument("--report-dir", required=True, type=Path)
+    pub.add_argument("--exit-code", required=True, type=int)
+    pub.add_argument("--command", default="cautious", help="what ran, for messages")
+    args = parser.parse_args(argv)
+    values = publish(args.report_dir, args.exit_code, args.command)
+    print(
+        f"cautious: verdict {values['verdict']}, success ratio "
+        f"{values['success-ratio'] or 'n/a'}, report in {values['report-dir']}",
+        file=sys.stderr,
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
