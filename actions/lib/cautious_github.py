@@ -14,7 +14,7 @@ It
   ``$GITHUB_OUTPUT``.
 
 It never fails the step itself (exit 0 unless it is called wrongly): the action decides after the
-report has been uploaded. Standard library only, so it runs with any Python 3.8+.
+report has been uploaded. Standard library only.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import Any, Dict, List, Optional
+from typing import Any
 
 NO_REPORT = "error"  # the verdict output when the command wrote no report.json
 
@@ -44,7 +44,7 @@ def command(kind: str, title: str, message: str) -> str:
     return f"::{kind} title={escape_property(title)}::{escape_data(message)}"
 
 
-def load_report(report_dir: Path) -> Optional[Dict[str, Any]]:
+def load_report(report_dir: Path) -> dict[str, Any] | None:
     """report.json as a dict, or None when it is missing or unreadable."""
     try:
         report = json.loads((report_dir / "report.json").read_text(encoding="utf-8"))
@@ -59,35 +59,34 @@ def _figure(value: Any) -> str:
     return "n/a" if value is None else str(value)
 
 
-def _claim_message(claim: Dict[str, Any]) -> str:
+def _claim_message(claim: dict[str, Any]) -> str:
     name = str(claim.get("name", "?"))
     detail = claim.get("detail")
     if detail:
         return f"{name}: {detail}"
     return (
-        f"{name}: measured {_figure(claim.get('measured'))}, "
-        f"target {_figure(claim.get('target'))}"
+        f"{name}: measured {_figure(claim.get('measured'))}, target {_figure(claim.get('target'))}"
     )
 
 
-def _experiment_name(entry: Dict[str, Any]) -> str:
+def _experiment_name(entry: dict[str, Any]) -> str:
     for key in ("name", "experiment", "title", "path"):
         if entry.get(key):
             return str(entry[key])
     return "?"
 
 
-def _experiment_failed(entry: Dict[str, Any]) -> bool:
+def _experiment_failed(entry: dict[str, Any]) -> bool:
     if entry.get("deviated") is True:
         return True
     verdict = entry.get("verdict")
     if verdict is not None:
-        return verdict != "pass"
+        return bool(verdict != "pass")
     status = entry.get("status")
     return status is not None and status != "completed"
 
 
-def annotations(report: Optional[Dict[str, Any]], exit_code: int, what: str) -> List[str]:
+def annotation_lines(report: dict[str, Any] | None, exit_code: int, what: str) -> list[str]:
     """The workflow commands (one line each) that explain a report, or its absence."""
     if report is None:
         if exit_code == 0:
@@ -100,7 +99,7 @@ def annotations(report: Optional[Dict[str, Any]], exit_code: int, what: str) -> 
                 "(exit 2 means bad input: see the log line starting with 'cautious:')",
             )
         ]
-    lines: List[str] = []
+    lines: list[str] = []
     for claim in report.get("claims") or []:
         if not isinstance(claim, dict):
             continue
@@ -115,9 +114,7 @@ def annotations(report: Optional[Dict[str, Any]], exit_code: int, what: str) -> 
             name = _experiment_name(entry)
             status = entry.get("verdict") or entry.get("status") or "failed"
             extra = " (deviated)" if entry.get("deviated") else ""
-            lines.append(
-                command("error", f"experiment {name}", f"{name}: {status}{extra}")
-            )
+            lines.append(command("error", f"experiment {name}", f"{name}: {status}{extra}"))
     rollout = report.get("rollout")
     if isinstance(rollout, dict) and rollout.get("outcome") not in (None, "succeeded"):
         outcome = str(rollout["outcome"])
@@ -141,7 +138,7 @@ def annotations(report: Optional[Dict[str, Any]], exit_code: int, what: str) -> 
     return lines
 
 
-def summary(report_dir: Path, report: Optional[Dict[str, Any]], exit_code: int, what: str) -> str:
+def summary(report_dir: Path, report: dict[str, Any] | None, exit_code: int, what: str) -> str:
     """Markdown for the job summary: report.md as written, or a short note."""
     markdown = report_dir / "report.md"
     if report is not None and markdown.is_file():
@@ -153,7 +150,7 @@ def summary(report_dir: Path, report: Optional[Dict[str, Any]], exit_code: int, 
     )
 
 
-def outputs(report: Optional[Dict[str, Any]], report_dir: Path, exit_code: int) -> Dict[str, str]:
+def outputs(report: dict[str, Any] | None, report_dir: Path, exit_code: int) -> dict[str, str]:
     """The step outputs, all single-line strings."""
     verdict = NO_REPORT
     ratio = ""
@@ -170,17 +167,17 @@ def outputs(report: Optional[Dict[str, Any]], report_dir: Path, exit_code: int) 
     }
 
 
-def _append(path: Optional[str], text: str) -> None:
+def _append(path: str | None, text: str) -> None:
     if path:
         with open(path, "a", encoding="utf-8") as handle:
             handle.write(text)
 
 
-def publish(report_dir: Path, exit_code: int, what: str) -> Dict[str, str]:
+def publish(report_dir: Path, exit_code: int, what: str) -> dict[str, str]:
     """Summary, annotations and outputs for one finished command; returns the outputs."""
     report = load_report(report_dir)
     _append(os.environ.get("GITHUB_STEP_SUMMARY"), summary(report_dir, report, exit_code, what))
-    for line in annotations(report, exit_code, what):
+    for line in annotation_lines(report, exit_code, what):
         print(line, flush=True)
     values = outputs(report, report_dir, exit_code)
     _append(
@@ -190,7 +187,7 @@ def publish(report_dir: Path, exit_code: int, what: str) -> Dict[str, str]:
     return values
 
 
-def main(argv: Optional[List[str]] = None) -> int:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="cautious_github.py", description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="action", required=True)
     pub = sub.add_parser("publish", help="summary, annotations and outputs for a report folder")
