@@ -101,8 +101,11 @@ class RolloutConfig(_Section):
     ready_timeout_s: float = Field(30.0, gt=0, le=1_800)
     stop_grace_s: float = Field(10.0, ge=0, le=600)
     bake_s: float = Field(2.0, ge=0, le=3_600)
+    bake_max_error_ratio: float | None = Field(None, ge=0, le=1)
     canary_instances: int = Field(1, ge=1)
     canary_steps: list[int] = Field(default_factory=lambda: [5, 25, 50, 100])
+    canary_max_error_ratio: float = Field(0.02, ge=0, le=1)
+    canary_min_requests: int = Field(30, ge=1)
 
     @field_validator("canary_steps")
     @classmethod

@@ -8,6 +8,7 @@ lost requests into 0 on this machine (DESIGN.md).
 
 from __future__ import annotations
 
+import contextlib
 import time
 from dataclasses import dataclass
 
@@ -16,7 +17,7 @@ from pipeline.exceptions import GateFailed, SandboxError
 from pipeline.health import wait_ready
 from pipeline.lb import HAProxyRuntime
 
-__all__ = ["Retired", "Started", "retire_instance", "start_instance"]
+__all__ = ["Retired", "Started", "enter_rotation", "retire_instance", "start_instance"]
 
 
 @dataclass(frozen=True)
@@ -44,9 +45,10 @@ def start_instance(
     *,
     health_path: str,
     ready_timeout_s: float,
+    into_rotation: bool = True,
     lb_timeout_s: float = 15.0,
 ) -> Started:
-    """Start ``spec`` and put it into rotation only once it is ready.
+    """Start ``spec`` and put it into rotation only once it is ready (or hold it in maint).
 
     On failure the new instance is removed again and GateFailed carries its last log lines,
     so the caller is left with the slot empty and out of rotation.
@@ -63,16 +65,25 @@ def start_instance(
             still_alive=lambda: backend.instance(spec.slot).state in {"running", "starting"},
         )
         instance = backend.instance(spec.slot)
-        if instance.lb_address is not None:
+        if instance.lb_address is not None:  # do not wait for DNS to notice the new address
             runtime.set_address(spec.slot, *instance.lb_address)
-        runtime.set_state(spec.slot, "ready")
-        runtime.wait_until([spec.slot], "up", timeout_s=lb_timeout_s)
+        if into_rotation:
+            enter_rotation(runtime, [spec.slot], timeout_s=lb_timeout_s)
     except (GateFailed, SandboxError) as exc:
         logs = backend.logs(spec.slot, tail=5).strip().replace("\n", " | ")
+        with contextlib.suppress(SandboxError):
+            runtime.set_state(spec.slot, "maint")
         backend.stop(spec.slot, grace_s=0)
         detail = f"{exc} [last output of {spec.slot}: {logs}]" if logs else str(exc)
         raise GateFailed(f"{spec.slot} ({spec.release.label}): {detail}") from None
     return Started(instance, ready_s=ready_s, in_rotation_s=time.monotonic() - started)
+
+
+def enter_rotation(runtime: HAProxyRuntime, slots: list[str], *, timeout_s: float) -> float:
+    """``ready`` the slots, then wait until the LB's own health checks say UP."""
+    for slot in slots:
+        runtime.set_state(slot, "ready")
+    return runtime.wait_until(slots, "up", timeout_s=timeout_s)
 
 
 def retire_instance(

@@ -12,6 +12,8 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 
+import docker.errors
+
 from pipeline.backends import Backend, Instance, InstanceSpec, make_backend
 from pipeline.backends.docker import DockerBackend
 from pipeline.config import Config
@@ -19,7 +21,7 @@ from pipeline.exceptions import ConfigError, SandboxError, UsageError
 from pipeline.health import probe
 from pipeline.lb import HAProxyRuntime, render_haproxy_config, slot_names
 from pipeline.operations import retire_instance, start_instance
-from pipeline.release import Release, build_release, find_release
+from pipeline.release import Release, build_release, find_release, git_revision
 
 __all__ = ["InstanceStatus", "Sandbox", "SandboxStatus"]
 
@@ -75,11 +77,31 @@ class Sandbox:
     def release(self, label: str, *, rebuild: bool = False) -> Release:
         """The named release's image, built when missing (or when ``rebuild`` asks for it)."""
         self.config.release(label)  # unknown names are a ConfigError before any work
-        if not isinstance(self.backend, DockerBackend):
-            raise SandboxError(f"the {self.backend.name} backend cannot build images")
-        client = self.backend.client
+        client = self._docker().client
         existing = None if rebuild else find_release(client, self.config, label)
         return existing or build_release(client, self.config, label, say=self.say)
+
+    def release_by_digest(self, label: str, digest: str) -> Release:
+        """Exactly the image a journal names, even if the label was rebuilt since."""
+        client = self._docker().client
+        try:
+            client.images.get(digest)
+        except docker.errors.ImageNotFound:
+            raise SandboxError(
+                f"the image of release {label} ({digest[:19]}) is gone from the engine; "
+                f"rebuild it with `invoke build --release {label}`"
+            ) from None
+        return Release(label=label, image=digest, digest=digest)
+
+    def working_tree_release(self) -> Release:
+        """The working tree built as a release labelled with its git revision."""
+        label = f"git-{git_revision(self.config.root) or 'unversioned'}"
+        return build_release(self._docker().client, self.config, label, env={}, say=self.say)
+
+    def _docker(self) -> DockerBackend:
+        if not isinstance(self.backend, DockerBackend):
+            raise SandboxError(f"the {self.backend.name} backend cannot build or find images")
+        return self.backend
 
     def runtime(self) -> HAProxyRuntime:
         """The runtime API client of the running load balancer."""

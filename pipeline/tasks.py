@@ -13,6 +13,7 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import asdict
 from typing import Any, ParamSpec, TypeVar
 
 from invoke.collection import Collection
@@ -23,7 +24,10 @@ from rich.console import Console
 from rich.table import Table
 
 from pipeline.config import Config, load_config
+from pipeline.deploy import DeployPipeline
 from pipeline.exceptions import CautiousError, ConfigError
+from pipeline.journal import Journal, StartupStats, startup_stats
+from pipeline.rollout import RolloutResult
 from pipeline.sandbox import Sandbox, SandboxStatus
 
 __all__ = ["ns"]
@@ -31,7 +35,8 @@ __all__ = ["ns"]
 P = ParamSpec("P")
 R = TypeVar("R")
 
-console = Console(stderr=True, highlight=False)
+# Piped output (CI logs) gets a wide console instead of rich's 80-column default.
+console = Console(stderr=True, highlight=False, width=None if sys.stderr.isatty() else 160)
 PYTEST_NO_TESTS = 5
 
 
@@ -102,17 +107,12 @@ def config(c: Context, config: str | None = None) -> None:
 @_clean_errors
 def build(c: Context, release: str | None = None, config: str | None = None) -> None:
     """Build a release image; print its label and digest."""
-    from pipeline.release import build_release, git_revision
-
-    cfg = _load(config)
-    sandbox = Sandbox(cfg, say=_say)
+    sandbox = Sandbox(_load(config), say=_say)
     with _stage(f"build {release or 'working tree'}"):
         if release is not None:
             built = sandbox.release(release, rebuild=True)
         else:
-            label = f"git-{git_revision(cfg.root) or 'unknown'}"
-            client = sandbox.backend.client  # type: ignore[attr-defined]
-            built = build_release(client, cfg, label, env={}, say=_say)
+            built = sandbox.working_tree_release()
     print(f"{built.label} {built.digest}")
 
 
@@ -160,6 +160,128 @@ def down(c: Context, config: str | None = None) -> None:
     console.print(f"sandbox down: {len(removed)} object(s) removed")
 
 
+# -- deploy, rollback, history -----------------------------------------------------------------
+
+
+@task(
+    help={
+        "release": "a release declared in cautious.yaml (default: build the working tree)",
+        "strategy": "rolling | stop-and-go | blue-green | canary (default: rollout.strategy)",
+        "dry_run": "print the plan and change nothing",
+        "config": "path to cautious.yaml",
+    }
+)
+@_clean_errors
+def deploy(
+    c: Context,
+    release: str | None = None,
+    strategy: str | None = None,
+    dry_run: bool = False,
+    config: str | None = None,
+) -> None:
+    """test → build → rollout on the sandbox → verdict. Exit 1 when rolled back."""
+    cfg = _load(config, **{"rollout.strategy": strategy})
+    pipeline = DeployPipeline(cfg, say=_say, stage=_stage)
+    if dry_run:
+        plan = pipeline.dry_run()
+        console.print(f"plan: {plan.strategy} over {', '.join(plan.current)}")
+        for line in plan.describe():
+            print(line)
+        return
+    _finish(pipeline.deploy(release))
+
+
+@task(help={"config": "path to cautious.yaml"})
+@_clean_errors
+def rollback(c: Context, config: str | None = None) -> None:
+    """Roll the cluster back to the release it ran before the current one."""
+    _finish(DeployPipeline(_load(config), say=_say, stage=_stage).rollback())
+
+
+def _finish(result: RolloutResult | None) -> None:
+    if result is None:
+        return
+    console.print(
+        f"rollout {result.id}: [bold]{result.outcome}[/bold] "
+        f"({result.from_release.label} → {result.to_release.label}, "
+        f"{result.ended - result.started:.1f} s)"
+    )
+    for item in result.instances:
+        _say(f"{item['name']}: {item['release']} ({item['state']})")
+    if result.longest_without_capacity_s > 0:
+        console.print(
+            f"[yellow]outage:[/yellow] no instance was in rotation for "
+            f"{result.longest_without_capacity_s:.1f} s"
+        )
+    if not result.succeeded:
+        raise Exit(f"cautious: rollout {result.outcome}: {result.reason}", code=1)
+
+
+@task(
+    help={
+        "json": "machine-readable output",
+        "startup": "the distribution of instance start-up times across rollouts",
+        "config": "path to cautious.yaml",
+    }
+)
+@_clean_errors
+def history(
+    c: Context, json_: bool = False, startup: bool = False, config: str | None = None
+) -> None:
+    """The journal: every rollout, who, what, outcome (or start-up time statistics)."""
+    cfg = _load(config)
+    journal = Journal(cfg.path(cfg.state_dir), cfg.cluster.name)
+    rollouts = journal.rollouts()
+    if startup:
+        _print_startup(startup_stats(rollouts), cfg.rollout.ready_timeout_s, json_)
+        return
+    rows = [record.summary() for record in rollouts]
+    if json_:
+        print(json.dumps(rows, indent=2))
+        return
+    table = Table(title=f"rollouts on {cfg.cluster.name}")
+    for column in ("id", "who", "kind", "strategy", "from → to", "outcome", "s"):
+        table.add_column(column, no_wrap=True)
+    table.add_column("reason", overflow="fold")
+    for row in rows:
+        table.add_row(
+            row["id"],
+            row["who"],
+            row["kind"],
+            row["strategy"],
+            f"{row['from']} → {row['to']}",
+            row["outcome"],
+            str(row["duration_s"] or ""),
+            row["reason"][:80],
+        )
+    console.print(table)
+
+
+def _print_startup(stats: list[StartupStats], deadline_s: float, as_json: bool) -> None:
+    if as_json:
+        print(json.dumps([asdict(item) for item in stats], indent=2))
+        return
+    table = Table(title="time to ready, per release (s)")
+    for column in ("release", "count", "min", "median", "p90", "p99", "max"):
+        table.add_column(column)
+    for item in stats:
+        table.add_row(
+            item.release,
+            str(item.count),
+            *(
+                f"{value:.2f}"
+                for value in (item.min_s, item.median_s, item.p90_s, item.p99_s, item.max_s)
+            ),
+        )
+        if item.p99_s > 0.5 * deadline_s or item.max_s > 0.8 * deadline_s:
+            console.print(
+                f"[yellow]warning:[/yellow] {item.release}: the start-up tail "
+                f"(p99 {item.p99_s:.1f} s, max {item.max_s:.1f} s) is long against the "
+                f"{deadline_s:g} s readiness deadline; slow starters will fail rollouts"
+            )
+    console.print(table)
+
+
 def _print_status(current: SandboxStatus) -> None:
     table = Table(title=f"cluster {current.cluster} ({current.backend})")
     for column in ("instance", "release", "state", "health", "LB", "weight", "address"):
@@ -205,4 +327,4 @@ def test(c: Context, k: str | None = None, unit: bool = False) -> None:
 
 
 sandbox_tasks = Collection("sandbox", up, status, down)
-ns = Collection(config, build, test, sandbox_tasks)
+ns = Collection(config, build, deploy, rollback, history, test, sandbox_tasks)

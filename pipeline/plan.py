@@ -1,0 +1,115 @@
+"""A plan: the ordered steps a strategy produces for a cluster — pure data, printable.
+
+Steps name *slots* (instance names) and a release *role* (``to`` = the new release, ``from`` =
+the one being replaced), never images, so a plan can be made, printed (``--dry-run``) and
+tested without touching anything. The runner (``rollout.py``) gives them effect and works out
+how to undo each one from what it saw before running it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any, Literal
+
+__all__ = [
+    "Bake",
+    "Plan",
+    "ReleaseRole",
+    "Retire",
+    "SetWeights",
+    "Start",
+    "Step",
+    "Switch",
+]
+
+ReleaseRole = Literal["from", "to"]
+
+
+@dataclass(frozen=True)
+class Retire:
+    """Take instances out: drain, wait for in-flight requests, maint, SIGTERM."""
+
+    slots: tuple[str, ...]
+
+    def describe(self) -> str:
+        return f"retire {', '.join(self.slots)}: drain → wait in-flight → maint → stop"
+
+
+@dataclass(frozen=True)
+class Start:
+    """Start ``role``'s release in slots; into rotation once ready, or held as a standby."""
+
+    slots: tuple[str, ...]
+    role: ReleaseRole = "to"
+    in_rotation: bool = True
+
+    def describe(self) -> str:
+        where = "ready → in rotation" if self.in_rotation else "ready → held out of rotation"
+        return f"start {', '.join(self.slots)} on the {self.role!r} release: {where}"
+
+
+@dataclass(frozen=True)
+class Switch:
+    """Put ``into`` in rotation (and wait until the LB says UP), then drain ``out_of``."""
+
+    into: tuple[str, ...]
+    out_of: tuple[str, ...]
+
+    def describe(self) -> str:
+        return f"switch traffic to {', '.join(self.into)}; drain {', '.join(self.out_of)}"
+
+
+@dataclass(frozen=True)
+class SetWeights:
+    """Give each slot an LB weight (putting ``enter`` slots in rotation): a canary step."""
+
+    weights: tuple[tuple[str, int], ...]
+    enter: tuple[str, ...] = ()
+    percent: int = 0
+
+    def describe(self) -> str:
+        if self.percent >= 100:
+            return "promote the canary: equal weights for every instance"
+        shares = ", ".join(f"{slot}={weight}" for slot, weight in self.weights)
+        return f"shift {self.percent} % of traffic to the canary (weights {shares})"
+
+
+@dataclass(frozen=True)
+class Bake:
+    """Watch ``watch`` for ``seconds``: still running, still UP, errors within bounds."""
+
+    seconds: float
+    watch: tuple[str, ...]
+    judge_against: tuple[str, ...] = ()  # canary: compare ``watch`` with these baselines
+
+    def describe(self) -> str:
+        judged = f", judged against {', '.join(self.judge_against)}" if self.judge_against else ""
+        return f"bake {self.seconds:g} s watching {', '.join(self.watch)}{judged}"
+
+
+Step = Retire | Start | Switch | SetWeights | Bake
+
+
+@dataclass(frozen=True)
+class Plan:
+    """A strategy's steps for one cluster, from the instances it runs now."""
+
+    strategy: str
+    current: tuple[str, ...]
+    steps: tuple[Step, ...]
+    final: tuple[str, ...]  # the slots that run the new release when the plan has run
+
+    def describe(self) -> list[str]:
+        """Numbered lines for ``invoke deploy --dry-run``."""
+        return [f"{index:2d}. {step.describe()}" for index, step in enumerate(self.steps, 1)]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "strategy": self.strategy,
+            "current": list(self.current),
+            "final": list(self.final),
+            "steps": [
+                {"kind": type(step).__name__.lower(), **asdict(step), "text": step.describe()}
+                for step in self.steps
+            ],
+        }
