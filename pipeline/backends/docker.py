@@ -12,6 +12,7 @@ import hashlib
 import io
 import os
 import tarfile
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -43,6 +44,7 @@ STOPSIGNAL SIGUSR1
 CMD ["/usr/sbin/haproxy", "-db", "-f", "{HAPROXY_CONFIG_PATH}"]
 """
 _ENGINE_TIMEOUT_S = 120
+_PORT_TIMEOUT_S = 5.0
 _LB_START_TIMEOUT_S = 20.0
 
 
@@ -110,8 +112,18 @@ class DockerBackend:
             raise SandboxError(
                 f"could not start {spec.slot} on {spec.release.label}: {exc.explanation or exc}"
             ) from None
-        container.reload()  # the published port is known only once it runs
-        return self._describe(container)
+        return self._describe(self._wait_for_port(container, spec.port))
+
+    def _wait_for_port(self, container: Container, port: int) -> Container:
+        """The published port shows up a moment after the start; poll for it (bounded)."""
+        deadline = time.monotonic() + _PORT_TIMEOUT_S
+        while True:
+            container.reload()
+            if _published_port(container, port) or container.status not in {"created", "running"}:
+                return container
+            if time.monotonic() >= deadline:
+                return container
+            time.sleep(0.05)
 
     def stop(self, name: str, grace_s: float) -> None:
         container = self._find(self._container_name(name))

@@ -8,7 +8,6 @@ an engine these tests skip locally and *fail* under CI=true.
 from __future__ import annotations
 
 import os
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -19,8 +18,7 @@ from pipeline.backends.docker import connect
 from pipeline.config import Config, load_config
 from pipeline.exceptions import PrerequisiteError
 from pipeline.sandbox import Sandbox
-
-REPO = Path(__file__).resolve().parents[2]
+from tests.docker.helpers import assert_nothing_left, cluster_config
 
 
 @pytest.fixture(scope="session")
@@ -31,30 +29,6 @@ def docker_client() -> docker.DockerClient:
         if os.environ.get("CI") == "true":
             pytest.fail(f"CI=true and {exc}")
         pytest.skip(str(exc))
-
-
-def cluster_config(tmp_path: Path, **sections: dict[str, object]) -> Path:
-    """A copy of the repo's cautious.yaml with a unique cluster name and faster checks."""
-    import yaml
-
-    raw = yaml.safe_load((REPO / "cautious.yaml").read_text())
-    raw["service"]["context"] = str(REPO / "sandbox" / "app")
-    raw["load"]["locustfile"] = str(REPO / "sandbox" / "locustfile.py")
-    raw["cluster"]["name"] = f"t{uuid.uuid4().hex[:8]}"
-    raw["lb"] = {"check_interval_ms": 300, "rise": 2, "fall": 2}
-    raw["state_dir"] = str(tmp_path / "state")
-    raw["reports_dir"] = str(tmp_path / "reports")
-    for section, values in sections.items():
-        raw.setdefault(section, {}).update(values)
-    path = tmp_path / "cautious.yaml"
-    path.write_text(yaml.safe_dump(raw))
-    return path
-
-
-def assert_nothing_left(client: docker.DockerClient, cluster: str) -> None:
-    label = f"cautious.cluster={cluster}"
-    assert client.containers.list(all=True, filters={"label": label}) == []
-    assert client.networks.list(filters={"label": label}) == []
 
 
 @pytest.fixture

@@ -6,7 +6,6 @@ import json
 import os
 import subprocess
 import sys
-import threading
 import time
 from collections import Counter
 from pathlib import Path
@@ -14,54 +13,17 @@ from pathlib import Path
 import docker
 import pytest
 import requests
+import yaml
 
 from pipeline.baseimage import ensure_base_image
 from pipeline.sandbox import Sandbox
-from tests.docker.conftest import REPO, assert_nothing_left, cluster_config
+from tests.docker.helpers import REPO, LoadLoop, assert_nothing_left, cluster_config, get
 
 pytestmark = pytest.mark.docker
 
 
-def get(url: str) -> requests.Response:
-    return requests.get(url, timeout=3)
-
-
 def answers(url: str, count: int) -> list[requests.Response]:
     return [get(url + "/") for _ in range(count)]
-
-
-class LoadLoop:
-    """A bounded fixed-rate request loop in a thread, recording every outcome."""
-
-    def __init__(self, url: str, rate: float = 50.0, max_seconds: float = 60.0) -> None:
-        self.url = url
-        self.interval = 1.0 / rate
-        self.max_seconds = max_seconds
-        self.outcomes: list[tuple[int, str]] = []
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self) -> None:
-        deadline = time.monotonic() + self.max_seconds
-        while not self._stop.is_set() and time.monotonic() < deadline:
-            try:
-                response = get(self.url + "/")
-                self.outcomes.append((response.status_code, response.headers["X-Instance"]))
-            except requests.RequestException as exc:
-                self.outcomes.append((0, type(exc).__name__))
-            self._stop.wait(self.interval)
-
-    def __enter__(self) -> LoadLoop:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self._stop.set()
-        self._thread.join(timeout=10)
-
-    @property
-    def failures(self) -> list[tuple[int, str]]:
-        return [outcome for outcome in self.outcomes if outcome[0] != 200]
 
 
 def test_three_instances_answer_through_the_load_balancer(sandbox: Sandbox) -> None:
@@ -113,7 +75,7 @@ def test_a_drained_instance_stops_receiving_traffic_without_a_failed_request(
         after_drain = loop.outcomes[before:]
     assert loop.failures == []
     assert len(after_drain) >= 30
-    assert "sample-1" not in {instance for _, instance in after_drain}
+    assert "sample-1" not in {instance for _, instance, _ in after_drain}
     assert runtime.server("sample-1").status == "DRAIN"
 
 
@@ -167,9 +129,10 @@ def test_the_sandbox_tasks_bring_up_report_and_remove_a_cluster(
     tmp_path: Path, docker_client: docker.DockerClient
 ) -> None:
     path = cluster_config(tmp_path)
-    cluster = json.loads(json.dumps(__import__("yaml").safe_load(path.read_text())))["cluster"]
+    cluster = yaml.safe_load(path.read_text())["cluster"]
     try:
-        assert invoke("sandbox.up", "--instances", "3", "--release", "v1", config=path).returncode == 0
+        up = invoke("sandbox.up", "--instances", "3", "--release", "v1", config=path)
+        assert up.returncode == 0, up.stderr
         status = json.loads(invoke("sandbox.status", "--json", config=path).stdout)
         served = Counter(get(status["lb_url"] + "/").headers["X-Instance"] for _ in range(30))
         assert len(served) == 3
