@@ -9,7 +9,9 @@ in a report always add up:
 - ``good`` = :attr:`RequestRecord.ok`; ``failed`` = sent - good;
 - ``missing`` = max(0, target rate - sent), rounded down to whole requests: a closed-loop load
   generator sends *fewer* requests during an outage, and counting only what was sent would
-  hide it. Without a target rate (load against an arbitrary server) missing is 0;
+  hide it. A shortfall within the pacing jitter (``max(2, 2 %)`` of the target: a request
+  that lands just across a second boundary) is not counted, or a perfect run at 200 req/s
+  would score 0.998. Without a target rate (load against an arbitrary server) missing is 0;
 - success ratio = good / (sent + missing);
 - longest error window = the longest run of consecutive seconds with any failed or missing
   request; seconds with errors = how many seconds have one;
@@ -215,10 +217,18 @@ def compute_availability(
     )
 
 
+JITTER_SLACK_REQUESTS = 2.0
+JITTER_SLACK_RATIO = 0.02
+
+
 def _missing(target_rate: float | None, sent: int) -> int:
     if target_rate is None:
         return 0
-    return max(0, math.floor(target_rate - sent))
+    shortfall = target_rate - sent
+    if sent == 0:  # a second with nothing sent is an outage whatever the rate
+        return max(1, math.floor(shortfall))
+    slack = max(JITTER_SLACK_REQUESTS, JITTER_SLACK_RATIO * target_rate)
+    return math.floor(shortfall) if shortfall > slack else 0
 
 
 def _percentile(ranked: Sequence[float], percent: int) -> float | None:

@@ -175,7 +175,25 @@ def test_a_second_with_no_request_at_all_is_an_outage_second() -> None:
 def test_a_fractional_target_rate_counts_only_whole_missing_requests() -> None:
     records = [RequestRecord(T + s + 0.1 * i, 1.0, 200) for s in range(4) for i in range(2)]
     assert compute_availability(records, target_rate=2.5).missing == 0
-    assert compute_availability(records, target_rate=3.5).missing == 2
+    assert compute_availability(records, target_rate=5.5).missing == 6  # 3.5 → 3, twice
+
+
+def test_pacing_jitter_across_a_second_boundary_is_not_missing() -> None:
+    counts = [100, 101, 99, 100, 98, 102, 100]
+    records = [
+        RequestRecord(T + s + i / (n + 1), 1.0, 200) for s, n in enumerate(counts) for i in range(n)
+    ]
+    measured = compute_availability(records, target_rate=100)
+    assert measured.missing == 0
+    assert measured.success_ratio == 1.0
+
+
+def test_a_shortfall_beyond_the_jitter_slack_is_missing() -> None:
+    counts = [100, 100, 90, 100, 100]
+    records = [
+        RequestRecord(T + s + i / (n + 1), 1.0, 200) for s, n in enumerate(counts) for i in range(n)
+    ]
+    assert compute_availability(records, target_rate=100).missing == 10
 
 
 def test_an_empty_log_measures_nothing() -> None:
