@@ -121,10 +121,14 @@ class DeployPipeline:
             with self.stage(f"rollback {current.label} → {previous.label}"):
                 return (rollout or self.run_rollout)(prepared, "rollback")
 
-    def run_rollout(self, prepared: Prepared, kind: str) -> RolloutResult:
+    def run_rollout(
+        self, prepared: Prepared, kind: str, on_step: Callable[[str], None] = lambda _: None
+    ) -> RolloutResult:
         """Run a prepared rollout (the load-measuring caller wraps this)."""
         runner = Runner(self.sandbox, self.journal, say=self.say)
-        return runner.run(prepared.plan, prepared.from_release, prepared.to_release, kind=kind)
+        return runner.run(
+            prepared.plan, prepared.from_release, prepared.to_release, kind=kind, on_step=on_step
+        )
 
     # -- stages ------------------------------------------------------------------------------
 

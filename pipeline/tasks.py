@@ -13,7 +13,8 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any, ParamSpec, TypeVar
 
 from invoke.collection import Collection
@@ -21,12 +22,16 @@ from invoke.context import Context
 from invoke.exceptions import Exit
 from invoke.tasks import task
 from rich.console import Console
+from rich.status import Status
 from rich.table import Table
 
+from pipeline.claims import claim_label, format_figure, format_target
 from pipeline.config import Config, load_config
-from pipeline.deploy import DeployPipeline
-from pipeline.exceptions import CautiousError, ConfigError
+from pipeline.deploy import DeployPipeline, Prepared, RolloutHook
+from pipeline.exceptions import CautiousError, ConfigError, SandboxError
 from pipeline.journal import Journal, StartupStats, startup_stats
+from pipeline.measure import Measured, default_report_dir, measured_load, measured_rollout
+from pipeline.report import render_from_json
 from pipeline.rollout import RolloutResult
 from pipeline.sandbox import Sandbox, SandboxStatus
 
@@ -73,13 +78,34 @@ def _say(message: str) -> None:
     console.print(f"[dim]{message}[/dim]")
 
 
+_live: list[Status] = []  # the spinner of the running stage, for progress lines
+_PLAIN_PROGRESS_EVERY_S = 5.0
+_last_plain_progress = [0.0]
+
+
 @contextmanager
 def _stage(name: str) -> Iterator[None]:
-    """Show a spinner while a stage runs, then its duration."""
+    """Show a spinner while a stage runs, then its duration (✗ when it raised)."""
     started = time.monotonic()
-    with console.status(f"{name} …"):
-        yield
+    with console.status(f"{name} …") as status:
+        _live.append(status)
+        try:
+            yield
+        except BaseException:
+            console.print(f"[red]✗[/red] {name} [dim]({time.monotonic() - started:.1f} s)[/dim]")
+            raise
+        finally:
+            _live.pop()
     console.print(f"[green]✓[/green] {name} [dim]({time.monotonic() - started:.1f} s)[/dim]")
+
+
+def _progress(line: str) -> None:
+    """A live progress line: in the spinner on a terminal, every few seconds in a CI log."""
+    if console.is_terminal and _live:
+        _live[-1].update(line)
+    elif time.monotonic() - _last_plain_progress[0] >= _PLAIN_PROGRESS_EVERY_S:
+        _last_plain_progress[0] = time.monotonic()
+        console.print(f"[dim]{line}[/dim]")
 
 
 # -- configuration -----------------------------------------------------------------------------
@@ -163,13 +189,20 @@ def down(c: Context, config: str | None = None) -> None:
 # -- deploy, rollback, history -----------------------------------------------------------------
 
 
+_REPORT_HELP = "report folder (default: <reports_dir>/<timestamp>-<command>)"
+_CLAIM_HELP = "override a claim, NAME=VALUE (repeatable), e.g. --claim p99_ms=200"
+
+
 @task(
+    iterable=["claim"],
     help={
         "release": "a release declared in cautious.yaml (default: build the working tree)",
         "strategy": "rolling | stop-and-go | blue-green | canary (default: rollout.strategy)",
         "dry_run": "print the plan and change nothing",
+        "report_dir": _REPORT_HELP,
+        "claim": _CLAIM_HELP,
         "config": "path to cautious.yaml",
-    }
+    },
 )
 @_clean_errors
 def deploy(
@@ -177,10 +210,12 @@ def deploy(
     release: str | None = None,
     strategy: str | None = None,
     dry_run: bool = False,
+    report_dir: str | None = None,
+    claim: list[str] | None = None,
     config: str | None = None,
 ) -> None:
-    """test → build → rollout on the sandbox → verdict. Exit 1 when rolled back."""
-    cfg = _load(config, **{"rollout.strategy": strategy})
+    """test → build → rollout under load → claims → report. Exit 1 on a failed claim or rollback."""
+    cfg = _load(config, **{"rollout.strategy": strategy}, **_claim_overrides(claim))
     pipeline = DeployPipeline(cfg, say=_say, stage=_stage)
     if dry_run:
         plan = pipeline.dry_run()
@@ -188,17 +223,152 @@ def deploy(
         for line in plan.describe():
             print(line)
         return
-    _finish(pipeline.deploy(release))
+    folder = Path(report_dir) if report_dir else default_report_dir(cfg, "deploy")
+    measured = _measuring(pipeline, folder, "deploy")
+    _finish(pipeline.deploy(release, rollout=measured.hook), measured.result)
 
 
-@task(help={"config": "path to cautious.yaml"})
+@task(help={"report_dir": _REPORT_HELP, "config": "path to cautious.yaml"})
 @_clean_errors
-def rollback(c: Context, config: str | None = None) -> None:
-    """Roll the cluster back to the release it ran before the current one."""
-    _finish(DeployPipeline(_load(config), say=_say, stage=_stage).rollback())
+def rollback(c: Context, report_dir: str | None = None, config: str | None = None) -> None:
+    """Roll the cluster back (under load, measured) to the release it ran before."""
+    cfg = _load(config)
+    pipeline = DeployPipeline(cfg, say=_say, stage=_stage)
+    folder = Path(report_dir) if report_dir else default_report_dir(cfg, "rollback")
+    measured = _measuring(pipeline, folder, "rollback")
+    _finish(pipeline.rollback(rollout=measured.hook), measured.result)
 
 
-def _finish(result: RolloutResult | None) -> None:
+@task(
+    iterable=["claim"],
+    help={
+        "url": "any HTTP server on loopback (default: the sandbox's lb_url)",
+        "rate": "target requests per second (default: load.rate)",
+        "duration": "seconds of load",
+        "report_dir": _REPORT_HELP,
+        "claim": _CLAIM_HELP,
+        "config": "path to cautious.yaml",
+    },
+)
+@_clean_errors
+def load(
+    c: Context,
+    url: str | None = None,
+    rate: str | None = None,
+    duration: str = "30",
+    report_dir: str | None = None,
+    claim: list[str] | None = None,
+    config: str | None = None,
+) -> None:
+    """Load any loopback URL, measure availability, judge the claims, write the report."""
+    cfg = _load(config, **{"load.rate": _number("--rate", rate)}, **_claim_overrides(claim))
+    seconds = _number("--duration", duration)
+    if seconds is None or seconds <= 0:
+        raise ConfigError(f"--duration takes a positive number of seconds, not {duration!r}")
+    target = url or Sandbox(cfg, say=_say).status().lb_url
+    if target is None:
+        raise ConfigError("no --url given and the sandbox is not running; pass --url")
+    folder = Path(report_dir) if report_dir else default_report_dir(cfg, "load")
+    with _stage(f"load {target} at {cfg.load.rate:g} req/s for {seconds:g} s"):
+        measured = measured_load(cfg, target, cfg.load.rate, seconds, folder, progress=_progress)
+    _verdict(measured)
+
+
+@task(help={"path": "a report.json, or the folder holding it"})
+@_clean_errors
+def report(c: Context, path: str) -> None:
+    """Re-render report.md, junit.xml and report.html from a report.json."""
+    paths = render_from_json(path)
+    for written in (paths.markdown, paths.junit, paths.html):
+        print(written)
+
+
+@task(help={"results_dir": "where bench-<timestamp>.json goes (default: bench/results)"})
+@_clean_errors
+def bench(c: Context, results_dir: str = "bench/results") -> None:
+    """Benchmarks: achieved vs target load rate, and the measurement's own overhead."""
+    from pipeline.bench import render_bench, run_bench
+
+    with _stage("bench (about a minute)"):
+        result = run_bench(results_dir=results_dir)
+    print(render_bench(result))
+
+
+@dataclass
+class _Measuring:
+    """The deploy's rollout hook, keeping the measurement it made."""
+
+    hook: RolloutHook
+    result: Measured | None = None
+
+
+def _measuring(pipeline: DeployPipeline, folder: Path, command: str) -> _Measuring:
+    state = _Measuring(hook=pipeline.run_rollout)
+
+    def hook(prepared: Prepared, kind: str) -> RolloutResult:
+        url = pipeline.sandbox.status().lb_url
+        if url is None:
+            raise SandboxError("the sandbox has no load balancer to send load through")
+        result, state.result = measured_rollout(
+            pipeline.config,
+            url,
+            folder,
+            lambda on_step: pipeline.run_rollout(prepared, kind, on_step=on_step),
+            command=command,
+            progress=_progress,
+        )
+        return result
+
+    state.hook = hook
+    return state
+
+
+def _claim_overrides(claims: list[str] | None) -> dict[str, Any]:
+    overrides: dict[str, Any] = {}
+    for item in claims or []:
+        name, separator, value = item.partition("=")
+        if not separator or not name:
+            raise ConfigError(f"--claim takes NAME=VALUE (e.g. success_ratio=0.999), not {item!r}")
+        overrides[f"claims.{name.strip()}"] = value.strip()
+    return overrides
+
+
+def _number(flag: str, value: str | None) -> float | None:
+    if value is None:
+        return None
+    try:
+        return float(value)
+    except ValueError:
+        raise ConfigError(f"{flag} takes a number, not {value!r}") from None
+
+
+def _verdict(measured: Measured) -> None:
+    table = Table(title=f"verdict: {measured.verdict}")
+    for column in ("claim", "target", "measured", "verdict"):
+        table.add_column(column)
+    style = {"pass": "green", "fail": "red"}
+    for result in measured.claims:
+        colour = style.get(result.verdict, "yellow")
+        table.add_row(
+            claim_label(result.name),
+            format_target(result.name, result.target),
+            format_figure(result.name, result.measured),
+            f"[{colour}]{result.verdict}[/{colour}]",
+        )
+    console.print(table)
+    availability = measured.report["availability"]
+    console.print(
+        f"requests {availability['sent']} sent, {availability['failed']} failed, "
+        f"{availability['missing']} missing; longest error window "
+        f"{availability['longest_error_window_s']} s"
+    )
+    console.print(f"report: {measured.paths.json.parent}")
+    if not measured.passed:
+        reason = measured.report.get("verdict_reason") or "claims did not pass"
+        raise Exit(f"cautious: verdict {measured.verdict}: {reason}", code=1)
+
+
+def _finish(result: RolloutResult | None, measured: Measured | None = None) -> None:
     if result is None:
         return
     console.print(
@@ -214,7 +384,11 @@ def _finish(result: RolloutResult | None) -> None:
             f"{result.longest_without_capacity_s:.1f} s"
         )
     if not result.succeeded:
+        if measured is not None:
+            console.print(f"report: {measured.paths.json.parent}")
         raise Exit(f"cautious: rollout {result.outcome}: {result.reason}", code=1)
+    if measured is not None:
+        _verdict(measured)
 
 
 @task(
@@ -327,4 +501,4 @@ def test(c: Context, k: str | None = None, unit: bool = False) -> None:
 
 
 sandbox_tasks = Collection("sandbox", up, status, down)
-ns = Collection(config, build, deploy, rollback, history, test, sandbox_tasks)
+ns = Collection(config, build, deploy, rollback, history, load, report, bench, test, sandbox_tasks)
