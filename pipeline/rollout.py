@@ -147,6 +147,8 @@ class Runner:
             plan=plan.to_dict(),
         )
         releases = {"from": from_release, "to": to_release}
+        for slot in plan.current:  # the starting picture, so every lane begins at the start
+            self._event(slot, from_release.label, "ready")
         undo: list[_Undo] = []
         outcome: Outcome = "succeeded"
         reason = ""
