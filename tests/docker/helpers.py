@@ -57,10 +57,9 @@ class LoadLoop:
         while not self._stop.is_set() and time.monotonic() < deadline:
             try:
                 response = get(self.url + "/")
-                headers = response.headers
-                self.outcomes.append(
-                    (response.status_code, headers.get("X-Instance", ""), headers.get("X-Release", ""))
-                )
+                instance = response.headers.get("X-Instance", "")
+                release = response.headers.get("X-Release", "")
+                self.outcomes.append((response.status_code, instance, release))
             except requests.RequestException as exc:
                 self.outcomes.append((0, type(exc).__name__, ""))
             self._stop.wait(self.interval)

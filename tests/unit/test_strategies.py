@@ -96,7 +96,7 @@ def test_canary_weights_send_the_asked_share_of_traffic(
 
 
 def test_a_plan_needs_running_instances() -> None:
-    with pytest.raises(ConfigError, match="sandbox.up"):
+    with pytest.raises(ConfigError, match=r"sandbox\.up"):
         make_plan("rolling", [], FREE, rollout())
 
 

@@ -1,0 +1,108 @@
+"""`invoke deploy` end to end: Locust load around a real rollout, claims, the report folder."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import xml.etree.ElementTree as ET
+from collections.abc import Iterator
+from pathlib import Path
+
+import docker
+import pytest
+
+from pipeline.config import load_config
+from pipeline.sandbox import Sandbox
+from tests.docker.helpers import REPO, assert_nothing_left, cluster_config
+
+pytestmark = pytest.mark.docker
+
+
+@pytest.fixture
+def config_path(tmp_path: Path, docker_client: docker.DockerClient) -> Iterator[Path]:
+    path = cluster_config(
+        tmp_path,
+        service={"test_command": "true"},
+        rollout={"bake_s": 1},
+        load={"rate": 50, "users": 20, "warmup_s": 2, "tail_s": 2},
+        claims={"min_requests": 50},
+    )
+    config = load_config(path)
+    sandbox = Sandbox(config, say=lambda _: None)
+    sandbox.up(3, "v1")
+    try:
+        yield path
+    finally:
+        sandbox.down()
+        assert_nothing_left(docker_client, config.cluster.name)
+
+
+def deploy(config: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "invoke", "deploy", *args, "--config", str(config)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        stdin=subprocess.DEVNULL,
+    )
+
+
+def test_a_healthy_release_passes_and_writes_the_four_files(
+    config_path: Path, tmp_path: Path
+) -> None:
+    folder = tmp_path / "report"
+    result = deploy(config_path, "--release", "v2", "--report-dir", str(folder))
+    assert result.returncode == 0, result.stderr
+    assert "verdict: pass" in result.stderr
+    assert {p.name for p in folder.iterdir()} >= {
+        "report.json",
+        "report.md",
+        "junit.xml",
+        "report.html",
+    }
+    report = json.loads((folder / "report.json").read_text())
+    assert report["verdict"] == "pass"
+    assert report["availability"]["failed"] == 0
+    assert report["availability"]["sent"] > 200
+    assert report["rollout"]["outcome"] == "succeeded"
+    assert report["rollout"]["from_release"] == "v1"
+    assert {item["release"] for item in report["instances"]} == {"v2"}
+    assert set(report["availability"]["phases"]) == {"before", "during", "after"}
+    assert {"v1", "v2"} <= set(report["availability"]["per_release"])
+
+
+def test_a_release_with_errors_fails_its_success_ratio_claim(
+    config_path: Path, tmp_path: Path
+) -> None:
+    folder = tmp_path / "report"
+    result = deploy(config_path, "--release", "errors-5pct", "--report-dir", str(folder))
+    assert result.returncode == 1
+    assert "success ratio" in result.stderr
+    suite = ET.parse(folder / "junit.xml").getroot()
+    cases = {case.get("name"): case for case in suite.iter("testcase")}
+    failure = cases["success_ratio"].find("failure")
+    assert failure is not None
+    assert "measured" in failure.get("message", "") and "%" in failure.get("message", "")
+
+
+def test_a_claim_can_be_overridden_from_the_command_line(config_path: Path, tmp_path: Path) -> None:
+    result = deploy(
+        config_path,
+        "--release",
+        "v2",
+        "--claim",
+        "p99_ms=0.001",
+        "--report-dir",
+        str(tmp_path / "r"),
+    )
+    assert result.returncode == 1
+    report = json.loads((tmp_path / "r" / "report.json").read_text())
+    assert [c["verdict"] for c in report["claims"] if c["name"] == "p99_ms"] == ["fail"]
+
+
+def test_a_misspelt_claim_is_bad_input(config_path: Path) -> None:
+    result = deploy(config_path, "--release", "v2", "--claim", "p99=1")
+    assert result.returncode == 2
+    assert "unknown key 'claims.p99'" in result.stderr
