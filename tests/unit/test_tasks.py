@@ -1,0 +1,62 @@
+"""The task layer: clean errors and exit codes, without touching Docker."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+from invoke.context import MockContext
+from invoke.exceptions import Exit
+from invoke.runners import Result
+
+from pipeline import tasks
+
+REPO_CONFIG = str(Path(__file__).resolve().parents[2] / "cautious.yaml")
+
+
+def test_config_prints_the_effective_configuration_as_yaml(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    tasks.config(MockContext(), config=REPO_CONFIG)
+    printed = yaml.safe_load(capsys.readouterr().out)
+    assert printed["cluster"]["name"] == "sandbox"
+    assert "v2" in printed["releases"]
+
+
+def test_a_bad_flag_becomes_exit_2_with_one_line() -> None:
+    with pytest.raises(Exit) as error:
+        tasks.up(MockContext(), instances="-1", config=REPO_CONFIG)
+    assert error.value.code == 2
+    assert "cluster.instances = -1" in str(error.value.message)
+
+
+def test_a_missing_config_file_is_bad_input(tmp_path: Path) -> None:
+    with pytest.raises(Exit) as error:
+        tasks.config(MockContext(), config=str(tmp_path / "absent.yaml"))
+    assert error.value.code == 2
+
+
+def test_a_malformed_claim_override_is_bad_input() -> None:
+    with pytest.raises(Exit) as error:
+        tasks.deploy(MockContext(), claim=["p99_ms"], dry_run=True, config=REPO_CONFIG)
+    assert error.value.code == 2
+    assert "NAME=VALUE" in str(error.value.message)
+
+
+def test_the_test_task_fails_when_pytest_collects_nothing() -> None:
+    context = MockContext(run=Result(exited=5))
+    with pytest.raises(Exit) as error:
+        tasks.test(context, k="no_such_test")
+    assert error.value.code == 1
+    assert "collected no tests" in str(error.value.message)
+
+
+def test_the_test_task_passes_pytests_failure_code_on() -> None:
+    with pytest.raises(Exit) as error:
+        tasks.test(MockContext(run=Result(exited=1)))
+    assert error.value.code == 1
+
+
+def test_the_test_task_succeeds_when_pytest_does() -> None:
+    tasks.test(MockContext(run=Result(exited=0)), unit=True)
