@@ -1,0 +1,55 @@
+"""chaostoolkit-cautious: the Chaos Toolkit extension of Cautious.
+
+Actions (``chaoscautious.actions``) kill, stop, pause and restart instances, slow down or cut
+off their network, restart the load balancer, run a rollout and Locust load in the background;
+probes (``chaoscautious.probes``) measure availability against the claims, count healthy
+instances, read the load balancer and the rollout journal; the control
+(``chaoscautious.controls``) sets each experiment up and keeps chaoslib from passing a broken
+one. Experiments live in ``chaos/experiments``; ``invoke chaos.run`` / ``invoke gameday`` run
+them with a report. See docs/chaos.md.
+
+Importing this package imports nothing heavy: ``chaos validate`` and ``chaos discover`` import it.
+"""
+
+from typing import Any
+
+__all__ = ["__version__", "discover"]
+
+__version__ = "0.1.0"
+
+
+def discover(discover_system: bool = True) -> dict[str, Any]:
+    """What ``chaos discover chaostoolkit-cautious`` reports: the activities, and (with
+    ``discover_system``) the Cautious clusters running on the local Docker engine."""
+    from chaoslib.discovery.discover import (
+        discover_actions,
+        discover_probes,
+        initialize_discovery_result,
+    )
+
+    discovery: dict[str, Any] = initialize_discovery_result(
+        "chaostoolkit-cautious", __version__, "cautious"
+    )
+    discovery["activities"].extend(discover_actions("chaoscautious.actions"))
+    discovery["activities"].extend(discover_probes("chaoscautious.probes"))
+    if discover_system:
+        discovery["system"] = _clusters()
+    return discovery
+
+
+def _clusters() -> dict[str, Any]:
+    """Clusters with running Cautious containers, by name: instances and their releases."""
+    try:
+        from chaoscautious.context import docker_client
+
+        containers = docker_client().containers.list(
+            filters={"label": ["cautious.managed=true", "cautious.role=instance"]}
+        )
+    except Exception as exc:  # discovery must work without an engine
+        return {"docker": f"unavailable: {exc}"}
+    clusters: dict[str, Any] = {}
+    for container in containers:
+        labels = container.labels or {}
+        entry = clusters.setdefault(labels.get("cautious.cluster", "?"), {})
+        entry[labels.get("cautious.slot", container.name)] = labels.get("cautious.release", "")
+    return {"docker": "available", "clusters": clusters}

@@ -1,0 +1,227 @@
+"""The cluster as a whole: is it healthy, bring it back, restart its load balancer.
+
+``restore`` is what every experiment's rollbacks (and the game day between experiments) rely on
+to leave the sandbox as they found it: faults undone, an interrupted rollout converged, every
+slot running the wanted release, in rotation, healthy. It uses the product's own careful moves
+(journaled rolling rollout under the cluster's lock, ``Sandbox.up`` to fill empty slots), so a
+restore never costs availability of its own and ``invoke history`` shows it.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import time
+from collections.abc import Callable
+from typing import Any
+
+from chaoscautious import faults
+from chaoscautious.context import (
+    ChaosError,
+    RunState,
+    Target,
+    deadline_loop,
+    docker_client,
+    log,
+    slot_of,
+)
+
+__all__ = ["health", "restart_lb", "restore", "wait_healthy"]
+
+_HEALTHY_TIMEOUT_S = 60.0
+_LB_ANSWER_TIMEOUT_S = 20.0
+
+
+def health(target: Target) -> dict[str, Any]:
+    """Every instance: container state, readiness, LB status; how many are fully healthy.
+
+    Healthy means running, ``/ready`` answering 200 on its published port, and UP at the load
+    balancer — what a user needs from an instance.
+    """
+    from pipeline.health import probe
+
+    stats = {}
+    lb_error = ""
+    try:
+        stats = target.runtime().stats()
+    except Exception as exc:
+        lb_error = str(exc)
+    rows = []
+    for container in target.instances(running_only=False):
+        slot = slot_of(container)
+        port = target.published_port(container, target.config.service.port)
+        ready = False
+        if container.status == "running" and port is not None:
+            url = f"http://127.0.0.1:{port}{target.config.service.health_path}"
+            ready = probe(url, timeout_s=1.0) == 200
+        lb = stats[slot].status if slot in stats else "absent"
+        rows.append(
+            {
+                "name": slot,
+                "release": (container.labels or {}).get("cautious.release", ""),
+                "state": container.status,
+                "ready": ready,
+                "lb": lb,
+                "healthy": container.status == "running" and ready and lb == "UP",
+            }
+        )
+    expected = target.config.cluster.instances
+    healthy = sum(1 for row in rows if row["healthy"])
+    releases: dict[str, int] = {}
+    for row in rows:
+        if row["state"] == "running":
+            releases[row["release"]] = releases.get(row["release"], 0) + 1
+    return {
+        "expected": expected,
+        "healthy": healthy,
+        # short of the configured count, plus any container beyond it (dead or extra)
+        "unhealthy": max(0, expected - healthy) + max(0, len(rows) - expected),
+        "releases": releases,
+        "release_count": len(releases),
+        "instances": rows,
+        "lb_error": lb_error,
+    }
+
+
+def wait_healthy(target: Target, timeout_s: float = _HEALTHY_TIMEOUT_S) -> dict[str, Any]:
+    """Poll :func:`health` until every expected instance is healthy, or ``timeout_s`` passes."""
+    snapshot: dict[str, Any] = {}
+    for _ in deadline_loop(timeout_s, 0.5):
+        snapshot = health(target)
+        if snapshot["unhealthy"] == 0:
+            break
+    return snapshot
+
+
+def restore(
+    target: Target,
+    state: RunState | None = None,
+    release: str | None = None,
+    say: Callable[[str], None] = lambda line: log.info("cautious: %s", line),
+) -> dict[str, Any]:
+    """Bring the cluster back: no fault left, ``release`` (default: what it runs) on every slot.
+
+    Steps: undo faults; start the load balancer if it is gone; under the rollout lock, recover
+    an interrupted rollout, roll the instances on another release over to ``release``
+    (journaled as ``chaos-restore``) and fill empty slots; then wait until all are healthy and
+    check that nothing is left behind. Raises ChaosError when the cluster is not healthy after.
+    """
+    from pipeline.exceptions import CautiousError
+    from pipeline.journal import Journal
+    from pipeline.lb import render_haproxy_config, slot_names
+    from pipeline.rollout import Runner, recover
+    from pipeline.sandbox import Sandbox
+    from pipeline.strategies import make_plan
+
+    config = target.config
+    started = time.monotonic()
+    done = faults.clear(target, state)
+    sandbox = Sandbox(config, say=say)
+    journal = Journal(config.path(config.state_dir), target.cluster)
+    try:
+        if sandbox.backend.lb() is None:
+            sandbox.backend.ensure_lb(render_haproxy_config(config))
+            done.append("started the load balancer")
+        with journal.lock():
+            if recover(sandbox, journal, say=say):
+                done.append("recovered an interrupted rollout")
+            running = [item for item in sandbox.backend.instances() if item.state == "running"]
+            label = release or _current_release(running) or journal.last_good_release()
+            label = label or next(iter(config.releases))
+            wanted = sandbox.release(label)
+            wrong = [item for item in running if item.digest != wanted.digest]
+            if wrong:
+                source = sandbox.release_by_digest(wrong[0].release, wrong[0].digest)
+                taken = {item.name for item in sandbox.backend.instances()}
+                free = [slot for slot in slot_names(config.service.name) if slot not in taken]
+                plan = make_plan("rolling", [item.name for item in wrong], free, config.rollout)
+                result = Runner(sandbox, journal, say=say).run(
+                    plan, source, wanted, kind="chaos-restore"
+                )
+                if not result.succeeded:
+                    raise ChaosError(f"restoring {label} {result.outcome}: {result.reason}")
+                done.append(f"rolled {', '.join(item.name for item in wrong)} over to {label}")
+            before = {item.name for item in sandbox.backend.instances() if item.state == "running"}
+            sandbox.up(config.cluster.instances, label)
+            after = {item.name for item in sandbox.backend.instances() if item.state == "running"}
+            if after != before:
+                done.append(f"sandbox.up: {', '.join(sorted(after ^ before))}")
+    except CautiousError as exc:
+        raise ChaosError(f"cannot restore cluster {target.cluster!r}: {exc}") from None
+    snapshot = wait_healthy(target)
+    left = faults.leftovers(target)
+    if snapshot["unhealthy"] or left["count"]:
+        raise ChaosError(
+            f"cluster {target.cluster!r} is not healthy after the restore: "
+            f"{snapshot['healthy']}/{snapshot['expected']} healthy, leftovers {left}"
+        )
+    summary = {
+        "release": label,
+        "done": done,
+        "healthy": snapshot["healthy"],
+        "took_s": round(time.monotonic() - started, 1),
+    }
+    if state is not None:
+        state.event(f"cluster restored on {label} in {summary['took_s']} s")
+    return summary
+
+
+def _current_release(running: list[Any]) -> str | None:
+    labels = {item.release for item in running}
+    return labels.pop() if len(labels) == 1 else None
+
+
+def restart_lb(target: Target, state: RunState, *, grace_s: float = 2.0) -> dict[str, Any]:
+    """Restart HAProxy the way a real LB restart happens: same address, fresh process.
+
+    ``docker restart`` would move the sandbox's load balancer to new host ports (they are
+    published without a fixed number), cutting every client off for good — a sandbox artefact,
+    not an LB restart. So the container is stopped (SIGUSR1: HAProxy's soft stop, SIGKILL after
+    ``grace_s``) and recreated from the same image, labels, network and haproxy.cfg with the
+    *same* host ports. HAProxy's runtime state (drain/maint flags, weights, addresses set
+    through the API) is lost, as in any restart.
+    """
+    import docker.errors
+
+    from pipeline.backends.docker import HAPROXY_CONFIG_PATH
+    from pipeline.lb import HAProxyRuntime
+
+    old = target.lb()
+    old.reload()
+    bindings = old.attrs["NetworkSettings"]["Ports"] or {}
+    ports = {
+        key: (value[0]["HostIp"] or "127.0.0.1", int(value[0]["HostPort"]))
+        for key, value in bindings.items()
+        if value
+    }
+    stream, _ = old.get_archive(HAPROXY_CONFIG_PATH)
+    archive = b"".join(stream)
+    spec = {
+        "image": old.image.id,
+        "name": old.name,
+        "hostname": "lb",
+        "labels": dict(old.labels),
+        "network": target.network_name,
+    }
+    started = time.monotonic()
+    old.stop(timeout=max(0, round(grace_s)))
+    old.remove(force=True)
+    client = docker_client()
+    moved = False
+    try:
+        new = client.containers.create(ports=ports, **spec)
+    except docker.errors.APIError as exc:  # a port was taken meanwhile: keep the cluster alive
+        log.warning("cautious: cannot reuse the LB's ports (%s); publishing new ones", exc)
+        new = client.containers.create(
+            ports={key: (host, None) for key, (host, _) in ports.items()}, **spec
+        )
+        moved = True
+    new.put_archive(os.path.dirname(HAPROXY_CONFIG_PATH), io.BytesIO(archive).getvalue())
+    new.start()
+    runtime = target.runtime()
+    HAProxyRuntime(runtime.host, runtime.port).wait_answering(timeout_s=_LB_ANSWER_TIMEOUT_S)
+    down_s = round(time.monotonic() - started, 2)
+    state.event(f"load balancer restarted ({down_s:g} s without a listener)")
+    if moved:
+        raise ChaosError("the load balancer came back on new host ports; clients lost it")
+    return {"restarted": new.name, "down_s": down_s, "ports": {k: v[1] for k, v in ports.items()}}
