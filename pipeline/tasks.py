@@ -28,7 +28,7 @@ from rich.table import Table
 from pipeline.claims import claim_label, format_figure, format_target
 from pipeline.config import Config, load_config
 from pipeline.deploy import DeployPipeline, Prepared, RolloutHook
-from pipeline.exceptions import CautiousError, ConfigError, SandboxError
+from pipeline.exceptions import CautiousError, ConfigError, SandboxError, UsageError
 from pipeline.journal import Journal, StartupStats, startup_stats
 from pipeline.measure import Measured, default_report_dir, measured_load, measured_rollout
 from pipeline.report import render_from_json
@@ -91,6 +91,8 @@ def _stage(name: str) -> Iterator[None]:
         _live.append(status)
         try:
             yield
+        except UsageError:
+            raise  # bad input: the one line that says what to fix is enough
         except BaseException:
             console.print(f"[red]✗[/red] {name} [dim]({time.monotonic() - started:.1f} s)[/dim]")
             raise

@@ -154,13 +154,12 @@ def test_bad_input_exits_2_with_one_line_and_changes_nothing(
     tmp_path: Path, docker_client: docker.DockerClient, flags: list[str], expected: str
 ) -> None:
     path = cluster_config(tmp_path)
-    before = {c.id for c in docker_client.containers.list(all=True)}
     result = invoke("sandbox.up", *flags, config=path)
     assert result.returncode == 2
     assert expected in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
     assert "Traceback" not in result.stderr
-    assert {c.id for c in docker_client.containers.list(all=True)} == before
+    assert_nothing_left(docker_client, yaml.safe_load(path.read_text())["cluster"]["name"])
 
 
 def test_an_unknown_backend_in_the_config_exits_2(
