@@ -188,6 +188,22 @@ def test_a_killed_orchestrator_is_recovered_by_the_next_deploy(
     assert "aborted" in history.stdout + history.stderr
 
 
+def test_sigterm_mid_rollout_rolls_back_to_one_known_release(pipeline: DeployPipeline) -> None:
+    path = Path(pipeline.config.root) / "cautious.yaml"
+    deploy = run_invoke("deploy", "--release", "v2", config=path)
+    try:
+        wait_for_steps(pipeline.journal, 2)
+        deploy.send_signal(signal.SIGTERM)
+    finally:
+        _, stderr = deploy.communicate(timeout=300)
+    assert deploy.returncode == 1, stderr
+    assert "interrupted" in stderr
+    assert releases(pipeline) == ["v1"] * 4
+    [record] = pipeline.journal.rollouts()
+    assert record.outcome == "rolled-back"
+    assert {item["release"] for item in record.end["instances"]} == {"v1"}  # type: ignore[index]
+
+
 def test_a_second_deploy_while_one_runs_is_refused(pipeline: DeployPipeline) -> None:
     path = Path(pipeline.config.root) / "cautious.yaml"
     first = run_invoke("deploy", "--release", "v2", config=path)
