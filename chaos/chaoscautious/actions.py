@@ -61,7 +61,12 @@ def kill_instance(
         state = container.status
         if state != "running" or signal not in {"SIGKILL", "KILL", "9"}:
             break
-    RunState(tgt).event(f"{slot} ({release}) sent {signal}: now {state}")
+    RunState(tgt).event(
+        f"{slot} ({release}) sent {signal}: now {state}",
+        instance=slot,
+        release=release,
+        state="killed" if state != "running" else f"sent {signal}",
+    )
     return {"instance": slot, "release": release, "signal": signal, "state": state}
 
 
@@ -74,7 +79,9 @@ def stop_instance(
     started = time.monotonic()
     container.stop(timeout=round(_bounded(grace_s, "grace_s")))
     took = round(time.monotonic() - started, 2)
-    RunState(tgt).event(f"{slot_of(container)} stopped in {took:g} s")
+    RunState(tgt).event(
+        f"{slot_of(container)} stopped in {took:g} s", instance=slot_of(container), state="stopped"
+    )
     return {"instance": slot_of(container), "took_s": took}
 
 
@@ -87,7 +94,11 @@ def restart_instance(
     started = time.monotonic()
     container.restart(timeout=round(_bounded(grace_s, "grace_s")))
     took = round(time.monotonic() - started, 2)
-    RunState(tgt).event(f"{slot_of(container)} restarted in {took:g} s")
+    RunState(tgt).event(
+        f"{slot_of(container)} restarted in {took:g} s",
+        instance=slot_of(container),
+        state="restarted",
+    )
     return {"instance": slot_of(container), "took_s": took}
 
 
@@ -207,8 +218,9 @@ def reconnect_instance(
 # -- load balancer ------------------------------------------------------------------------------
 
 
-def restart_lb(grace_s: float = 2.0, configuration: dict[str, Any] | None = None) -> dict[str, Any]:
-    """Restart HAProxy on the same address (its runtime state is lost, as in any restart)."""
+def restart_lb(grace_s: float = 1.0, configuration: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Restart HAProxy on the same address: soft stop, killed after ``grace_s``, a fresh
+    process from the same configuration (its runtime state is lost, as in any restart)."""
     from chaoscautious.cluster import restart_lb as restart
 
     tgt = target(configuration)

@@ -10,6 +10,7 @@ restore never costs availability of its own and ``invoke history`` shows it.
 from __future__ import annotations
 
 import io
+import math
 import os
 import time
 from collections.abc import Callable
@@ -171,15 +172,15 @@ def _current_release(running: list[Any]) -> str | None:
     return labels.pop() if len(labels) == 1 else None
 
 
-def restart_lb(target: Target, state: RunState, *, grace_s: float = 2.0) -> dict[str, Any]:
+def restart_lb(target: Target, state: RunState, *, grace_s: float = 1.0) -> dict[str, Any]:
     """Restart HAProxy the way a real LB restart happens: same address, fresh process.
 
     ``docker restart`` would move the sandbox's load balancer to new host ports (they are
     published without a fixed number), cutting every client off for good — a sandbox artefact,
-    not an LB restart. So the container is stopped (SIGUSR1: HAProxy's soft stop, SIGKILL after
-    ``grace_s``) and recreated from the same image, labels, network and haproxy.cfg with the
-    *same* host ports. HAProxy's runtime state (drain/maint flags, weights, addresses set
-    through the API) is lost, as in any restart.
+    not an LB restart. So HAProxy gets its soft stop (SIGUSR1, killed after ``grace_s``) and the
+    container is recreated from the same image,
+    labels, network and haproxy.cfg with the *same* host ports. HAProxy's runtime state
+    (drain/maint flags, weights, addresses set through the API) is lost, as in any restart.
     """
     import docker.errors
 
@@ -204,8 +205,12 @@ def restart_lb(target: Target, state: RunState, *, grace_s: float = 2.0) -> dict
         "network": target.network_name,
     }
     started = time.monotonic()
-    old.stop(timeout=max(0, round(grace_s)))
+    # docker stop sends the image's STOPSIGNAL, SIGUSR1: HAProxy's soft stop (listeners close at
+    # once, sessions in flight may finish), and SIGKILL after grace_s. Under load the engine
+    # takes another ~3.5 s to tear the container down here (fuse-overlayfs, docker-proxy).
+    old.stop(timeout=max(0, math.ceil(grace_s)))
     old.remove(force=True)
+    stopped = time.monotonic() - started
     client = docker_client()
     moved = False
     try:
@@ -221,7 +226,17 @@ def restart_lb(target: Target, state: RunState, *, grace_s: float = 2.0) -> dict
     runtime = target.runtime()
     HAProxyRuntime(runtime.host, runtime.port).wait_answering(timeout_s=_LB_ANSWER_TIMEOUT_S)
     down_s = round(time.monotonic() - started, 2)
-    state.event(f"load balancer restarted ({down_s:g} s without a listener)")
+    state.event(
+        f"load balancer restarted: stopped in {stopped:.2f} s, "
+        f"its runtime API answered again after {down_s:g} s",
+        instance="lb",
+        state="restarted",
+    )
     if moved:
         raise ChaosError("the load balancer came back on new host ports; clients lost it")
-    return {"restarted": new.name, "down_s": down_s, "ports": {k: v[1] for k, v in ports.items()}}
+    return {
+        "restarted": new.name,
+        "stopped_s": round(stopped, 2),
+        "down_s": down_s,
+        "ports": {key: value[1] for key, value in ports.items()},
+    }

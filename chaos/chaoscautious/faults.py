@@ -228,7 +228,7 @@ def add_network_fault(
         "lb_down_after_s": None,
     }
     state.append("faults", record)
-    state.event(f"{kind} on {slot}: {spec} ({used})")
+    state.event(f"{kind} on {slot}: {spec} ({used})", instance=slot, state=f"+{kind}")
     if watch_lb_s > 0:
         record["lb_down_after_s"] = _watch_lb(target, state, slot, added, watch_lb_s)
     return record
@@ -328,7 +328,7 @@ def cut_off(target: Target, state: RunState, instance: str) -> dict[str, Any]:
         "lb_down_after_s": None,
     }
     state.append("faults", record)
-    state.event(f"{slot} cut off from {target.network_name}")
+    state.event(f"{slot} cut off from {target.network_name}", instance=slot, state="cut off")
     return record
 
 
@@ -347,7 +347,9 @@ def reconnect(target: Target, state: RunState | None = None, instance: str = "al
         done.append(slot)
         if state is not None:
             _mark_removed(state, slot, "network-cut")
-            state.event(f"{slot} reconnected to {target.network_name}")
+            state.event(
+                f"{slot} reconnected to {target.network_name}", instance=slot, state="reconnected"
+            )
     return done
 
 
@@ -373,14 +375,14 @@ def set_paused(target: Target, state: RunState, instance: str, paused: bool) -> 
         container = target.pick(instance)
         container.pause()
         done.append(slot_of(container))
-        state.event(f"{slot_of(container)} paused")
+        state.event(f"{slot_of(container)} paused", instance=slot_of(container), state="paused")
         return done
     for container in target.instances(running_only=False):
         slot = slot_of(container)
         if instance in {"all", slot} and container.status == "paused":
             container.unpause()
             done.append(slot)
-            state.event(f"{slot} unpaused")
+            state.event(f"{slot} unpaused", instance=slot, state="unpaused")
     return done
 
 

@@ -1,0 +1,168 @@
+"""The chaos tasks: ``invoke chaos.run EXPERIMENT`` and ``invoke gameday [--suite FILE]``.
+
+Thin, like every task module: parse flags, load the configuration, hand over to
+``pipeline.gameday``, print the outcome, exit 0 when every experiment held, 1 when one deviated
+or failed, 2 for bad input (one line saying what to fix). ``pipeline.gameday`` — and through it
+the Chaos Toolkit extension — is imported only when a chaos task runs, so the other tasks keep
+working on a machine where the extension is not installed.
+
+Exported as ``chaos_ns`` (the ``chaos`` collection) and ``gameday`` for ``pipeline.tasks``.
+``python -m pipeline.chaos_tasks`` runs them on their own.
+"""
+
+from __future__ import annotations
+
+import functools
+import sys
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, ParamSpec, TypeVar
+
+from invoke.collection import Collection
+from invoke.context import Context
+from invoke.exceptions import Exit
+from invoke.program import Program
+from invoke.tasks import task
+from rich.console import Console
+
+from pipeline import __version__
+from pipeline.config import Config, find_config_path, load_config
+from pipeline.exceptions import CautiousError, ConfigError
+
+__all__ = ["chaos_ns", "gameday", "run"]
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+console = Console(stderr=True, highlight=False, width=None if sys.stderr.isatty() else 160)
+
+_HELP = {
+    "config": "path to cautious.yaml (default: $CAUTIOUS_CONFIG or ./cautious.yaml)",
+    "report_dir": "report folder (default: <reports_dir>/<timestamp>-<command>)",
+    "timeout": "seconds an experiment may take before it is stopped (default 900)",
+}
+
+
+def _clean_errors(body: Callable[P, R]) -> Callable[P, R]:
+    """A CautiousError becomes one line on stderr and its exit code, never a traceback."""
+
+    @functools.wraps(body)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return body(*args, **kwargs)
+        except CautiousError as exc:
+            raise Exit(f"cautious: {exc}", code=exc.exit_code) from None
+        except KeyboardInterrupt:
+            raise Exit("cautious: interrupted", code=130) from None
+
+    return wrapper
+
+
+def _say(message: str) -> None:
+    console.print(message, markup=False)
+
+
+def _timeout(value: str | None) -> float | None:
+    if value is None:
+        return None
+    try:
+        seconds = float(value)
+    except ValueError:
+        raise ConfigError(f"--timeout takes seconds, not {value!r}") from None
+    if not 0 < seconds <= 7_200:
+        raise ConfigError(f"--timeout must be between 0 and 7200 s, not {value!r}")
+    return seconds
+
+
+def _report_dir(config: Config, given: str | None, command: str) -> Path:
+    if given:
+        return Path(given)
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    return config.path(config.reports_dir) / f"{stamp}-{command}"
+
+
+def _finish(document: dict[str, Any], folder: Path) -> None:
+    """Print one line per experiment, where the summary is, and exit 1 unless all held."""
+    for entry in document["experiments"]:
+        figures = entry.get("figures") or {}
+        ratio = figures.get("success_ratio")
+        shown = f"{ratio * 100:.3f} %" if isinstance(ratio, int | float) and ratio >= 0 else "-"
+        mark = "[green]held[/green]" if entry["verdict"] == "pass" else "[red]FAILED[/red]"
+        console.print(
+            f"{mark} {entry['name']}: {entry['status']}"
+            f"{' (deviated)' if entry['deviated'] else ''}, success ratio {shown}, "
+            f"longest error window {figures.get('longest_error_window_s', '-')} s, "
+            f"rollout {(entry.get('rollout') or {}).get('outcome', '-')}, "
+            f"cluster after: {(entry.get('cleanup') or {}).get('healthy', '-')} healthy"
+        )
+    console.print(f"summary: {folder / 'summary.md'}")
+    if document["verdict"] != "pass":
+        reason = document["verdict_reason"]
+        raise Exit(f"cautious: game day {document['verdict']}: {reason}", code=1)
+    console.print(f"[green]{document['verdict_reason']}[/green]")
+
+
+@task(
+    help={
+        "experiment": "an experiment file, or a name under chaos/experiments (kill-mid-rollout)",
+        **_HELP,
+    }
+)
+@_clean_errors
+def run(
+    c: Context,
+    experiment: str,
+    config: str | None = None,
+    report_dir: str | None = None,
+    timeout: str | None = None,
+) -> None:
+    """Run one Chaos Toolkit experiment on the sandbox, under load, with a report. Exit 1
+    unless it held (hypothesis met before and after, no action or rollback failed)."""
+    from pipeline.gameday import DEFAULT_TIMEOUT_S, GameDay, Suite, SuiteEntry, resolve_experiment
+
+    config_path = find_config_path(config)
+    cfg = load_config(config_path)
+    path = resolve_experiment(experiment, cfg)
+    folder = _report_dir(cfg, report_dir, "chaos")
+    entry = SuiteEntry(path=path, name=path.stem, timeout_s=_timeout(timeout) or DEFAULT_TIMEOUT_S)
+    game = GameDay(cfg, config_path, folder, say=_say, command=f"chaos.run {experiment}")
+    _finish(game.run(Suite(name=path.stem, entries=(entry,))), folder)
+
+
+@task(help={"suite": "the game-day suite file (default: chaos/gameday.yaml)", **_HELP})
+@_clean_errors
+def gameday(
+    c: Context,
+    suite: str | None = None,
+    config: str | None = None,
+    report_dir: str | None = None,
+    timeout: str | None = None,
+) -> None:
+    """Run a suite of experiments on the sandbox, one after the other, going on after a failure;
+    write one summary. Exit 1 if any experiment deviated or failed."""
+    from dataclasses import replace
+
+    from pipeline.gameday import DEFAULT_SUITE, GameDay, load_suite
+
+    config_path = find_config_path(config)
+    cfg = load_config(config_path)
+    suite_path = Path(suite) if suite else cfg.root / DEFAULT_SUITE
+    chosen = load_suite(suite_path)
+    seconds = _timeout(timeout)
+    if seconds is not None:
+        entries = tuple(replace(entry, timeout_s=seconds) for entry in chosen.entries)
+        chosen = replace(chosen, entries=entries)
+    folder = _report_dir(cfg, report_dir, "gameday")
+    command = f"gameday --suite {suite}" if suite else "gameday"
+    game = GameDay(cfg, config_path, folder, say=_say, command=command)
+    _finish(game.run(chosen), folder)
+
+
+chaos_ns = Collection("chaos", run)
+
+if __name__ == "__main__":
+    program = Program(
+        namespace=Collection(gameday, chaos_ns), name="Cautious chaos", version=__version__
+    )
+    program.run()
