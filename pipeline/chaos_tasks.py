@@ -121,11 +121,12 @@ def run(
     unless it held (hypothesis met before and after, no action or rollback failed)."""
     from pipeline.gameday import DEFAULT_TIMEOUT_S, GameDay, Suite, SuiteEntry, resolve_experiment
 
+    seconds = _timeout(timeout) or DEFAULT_TIMEOUT_S
     config_path = find_config_path(config)
     cfg = load_config(config_path)
     path = resolve_experiment(experiment, cfg)
     folder = _report_dir(cfg, report_dir, "chaos")
-    entry = SuiteEntry(path=path, name=path.stem, timeout_s=_timeout(timeout) or DEFAULT_TIMEOUT_S)
+    entry = SuiteEntry(path=path, name=path.stem, timeout_s=seconds)
     game = GameDay(cfg, config_path, folder, say=_say, command=f"chaos.run {experiment}")
     _finish(game.run(Suite(name=path.stem, entries=(entry,))), folder)
 
@@ -145,11 +146,11 @@ def gameday(
 
     from pipeline.gameday import DEFAULT_SUITE, GameDay, load_suite
 
+    seconds = _timeout(timeout)
     config_path = find_config_path(config)
     cfg = load_config(config_path)
     suite_path = Path(suite) if suite else cfg.root / DEFAULT_SUITE
     chosen = load_suite(suite_path)
-    seconds = _timeout(timeout)
     if seconds is not None:
         entries = tuple(replace(entry, timeout_s=seconds) for entry in chosen.entries)
         chosen = replace(chosen, entries=entries)

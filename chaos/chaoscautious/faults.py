@@ -10,10 +10,11 @@ Some kernels are built without netem (``CONFIG_NET_SCH_NETEM`` unset: ``tc`` ans
 qdisc kind is unknown"; this project's own machines are like that). Then the same faults are
 emulated one level up, still without touching the service's container: a helper in the
 instance's network namespace runs a small TCP proxy that holds every response chunk back by the
-delay (and, for loss, by a TCP retransmission timeout — 200 ms, doubling — per lost chunk,
-which is what packet loss does to a TCP client), and the load balancer's server address is
-pointed at the proxy through its runtime API. Health checks go through the proxy too, exactly
-as they would cross a slow link. Removing the fault points the LB back and removes the helper.
+delay (and, for loss, by a TCP retransmission timeout — 200 ms, doubling, at most four times
+— per lost chunk, which is what packet loss does to a TCP client), and the load balancer's
+server address is pointed at the proxy through its runtime API. Health checks go through the
+proxy too, exactly as they would cross a slow link. Removing the fault points the LB back and
+removes the helper.
 
 Everything created carries the cluster's labels and ``cautious.role=chaos-helper``;
 :func:`leftovers` lists what a fault may leave behind (helpers, qdiscs, LB redirects, paused or
@@ -77,7 +78,7 @@ async def pipe(reader, writer, slow):
                 data = b""
             if slow:
                 wait, rto = delay + random.uniform(-jitter, jitter), 0.2
-                while loss and random.random() < loss:
+                while loss and rto <= 1.6 and random.random() < loss:  # at most 4 resends
                     wait, rto = wait + rto, rto * 2
                 due = max(due, loop.time() + max(0.0, wait))
             await queue.put((due, data))
