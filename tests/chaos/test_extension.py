@@ -1,0 +1,337 @@
+"""The Chaos Toolkit extension and the experiments, without a Docker engine.
+
+``chaos validate`` and ``chaos discover`` run as the plain CLI (subprocesses), the way users and
+CI call them; the rest checks what keeps a broken experiment from passing silently: every
+experiment declares the control, always plays its rollbacks, restores the cluster, and checks
+its hypothesis with tolerances chaoslib can evaluate.
+"""
+
+from __future__ import annotations
+
+import http.server
+import json
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import chaoscautious
+import pytest
+from chaoscautious import actions, controls, faults, probes, worker
+from chaoscautious.context import RunState, Target, default_out_dir
+
+from pipeline.config import load_config
+from pipeline.gameday import load_suite
+
+REPO = Path(__file__).resolve().parents[2]
+EXPERIMENTS = sorted((REPO / "chaos" / "experiments").glob("*.json"))
+CHAOS = [sys.executable, "-m", "chaostoolkit", "--no-version-check", "--no-log-file"]
+
+
+def load(path: Path) -> dict[str, Any]:
+    document: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+    return document
+
+
+def test_there_are_the_six_experiments_of_the_issue() -> None:
+    assert {path.stem for path in EXPERIMENTS} == {
+        "rolling-under-load",
+        "kill-mid-rollout",
+        "crash-loop-rolls-back",
+        "slow-start-deadline",
+        "latency-during-rollout",
+        "lb-restart",
+    }
+
+
+@pytest.mark.parametrize("path", EXPERIMENTS, ids=lambda path: path.stem)
+def test_chaos_validate_accepts_the_experiment(path: Path, tmp_path: Path) -> None:
+    result = subprocess.run(
+        [*CHAOS, "validate", str(path)],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "experiment syntax and semantic look valid" in result.stdout + result.stderr
+
+
+def test_chaos_discover_finds_every_activity(tmp_path: Path) -> None:
+    target = tmp_path / "discovery.json"
+    result = subprocess.run(
+        [
+            *CHAOS,
+            "discover",
+            "--no-install",
+            "--no-system-info",
+            "chaostoolkit-cautious",
+            "--discovery-path",
+            str(target),
+        ],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    discovery = json.loads(target.read_text(encoding="utf-8"))
+    assert discovery["extension"] == {"name": "chaostoolkit-cautious", "version": "0.1.0"}
+    found = {(item["type"], item["name"]) for item in discovery["activities"]}
+    assert found == {("action", name) for name in actions.__all__} | {
+        ("probe", name) for name in probes.__all__
+    }
+    assert all(item["doc"] for item in discovery["activities"]), "every activity says why"
+
+
+def test_the_activity_modules_import_nothing_heavy() -> None:
+    """`chaos validate` imports every activity module (FIELD-NOTES): no Docker SDK, pydantic,
+    locust or gevent at import time."""
+    code = (
+        "import sys, chaoscautious, chaoscautious.actions, chaoscautious.probes, "
+        "chaoscautious.controls\n"
+        "print(sorted(m for m in ('docker', 'pydantic', 'locust', 'gevent', 'pipeline.config') "
+        "if m in sys.modules))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
+    )
+    assert result.stdout.strip() == "[]"
+
+
+def test_discover_without_system_lists_activities() -> None:
+    discovery = chaoscautious.discover(discover_system=False)
+    assert discovery["system"] is None
+    assert len(discovery["activities"]) == len(actions.__all__) + len(probes.__all__)
+
+
+@pytest.mark.parametrize("path", EXPERIMENTS, ids=lambda path: path.stem)
+def test_every_experiment_is_safe_to_run(path: Path) -> None:
+    """The rules that keep a broken experiment from passing: see FIELD-NOTES, Chaos Toolkit."""
+    experiment = load(path)
+    assert experiment["runtime"] == {"rollbacks": {"strategy": "always"}}
+    assert [c["provider"]["module"] for c in experiment["controls"]] == ["chaoscautious.controls"]
+    configuration = experiment["configuration"]
+    for key, env in (
+        ("cautious_config", "CAUTIOUS_CONFIG"),
+        ("cautious_cluster", "CAUTIOUS_CLUSTER"),
+        ("cautious_out_dir", "CAUTIOUS_CHAOS_OUT"),
+    ):
+        assert configuration[key]["type"] == "env" and configuration[key]["key"] == env
+        assert "default" in configuration[key], "runs without the variable set"
+    probes_ = experiment["steady-state-hypothesis"]["probes"]
+    assert any(p["provider"]["func"] == "availability" for p in probes_), "claims are judged"
+    assert any(p["provider"]["func"] == "healthy_instances" for p in probes_)
+    for probe in probes_:
+        tolerance = probe["tolerance"]
+        assert isinstance(tolerance, dict), "bare tolerances are ambiguous or invalid"
+        assert tolerance["type"] in {"range", "regex"}
+        if tolerance["type"] == "range":
+            low, high = tolerance["range"]
+            assert isinstance(low, int | float) and isinstance(high, int | float)
+        assert tolerance["target"], "probes return mappings: say which figure is judged"
+    rollbacks = [r["provider"]["func"] for r in experiment["rollbacks"]]
+    assert rollbacks[-1] == "restore_cluster"
+    for activity in [*probes_, *experiment["method"], *experiment["rollbacks"]]:
+        module = {"chaoscautious.actions": actions, "chaoscautious.probes": probes}[
+            activity["provider"]["module"]
+        ]
+        assert activity["provider"]["func"] in module.__all__
+
+
+def test_the_default_suite_runs_every_experiment() -> None:
+    suite = load_suite(REPO / "chaos" / "gameday.yaml")
+    assert {entry.path for entry in suite.entries} == set(EXPERIMENTS)
+    assert suite.entries[0].name == "rolling-under-load"  # the everyday case first
+
+
+# -- pure parts -----------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def target(tmp_path: Path) -> Target:
+    config = tmp_path / "cautious.yaml"
+    config.write_text(
+        "cluster: {name: unit}\nstate_dir: state\nreports_dir: reports\n", encoding="utf-8"
+    )
+    return Target(config_path=config, config=load_config(config), out_dir=None)
+
+
+def test_run_state_tells_before_from_after_the_method(target: Target) -> None:
+    state = RunState(target)
+    assert state.method_started() is None  # no control: probes refuse to guess
+    state.write({"control": True, "method_started": None})
+    assert state.method_started() is False
+    state.update(lambda data: data.__setitem__("method_started", time.time()))
+    assert state.method_started() is True
+    state.event("sample-1 killed", instance="sample-1", state="killed")
+    assert state.read()["events"][0]["state"] == "killed"
+
+
+def test_run_state_makes_a_run_folder_once(target: Target) -> None:
+    state = RunState(target)
+    first = state.out_dir()
+    assert first.is_dir() and first.parent == target.config.path(Path("reports")) / "chaos"
+    assert state.out_dir() == first
+    assert default_out_dir(target, "A Title / with: Junk!").name.endswith("-a-title-with-junk")
+
+
+def test_probes_about_the_method_need_the_control(target: Target) -> None:
+    configuration = {"cautious_config": str(target.config_path)}
+    with pytest.raises(Exception, match="control"):
+        probes.rollout_state(configuration=configuration)
+    with pytest.raises(Exception, match="control"):
+        probes.faults_caught(configuration=configuration)
+    with pytest.raises(Exception, match="no load was started"):
+        probes.availability(configuration=configuration)
+
+
+def test_a_failed_action_during_the_method_interrupts(target: Target) -> None:
+    from chaoslib.exceptions import InterruptExecution
+
+    configuration = {"cautious_config": str(target.config_path)}
+    state = RunState(target)
+    state.write({"control": True, "method_started": time.time(), "method_ended": None})
+    failed = {"status": "failed", "exception": ["Traceback", "ChaosError: boom\n"]}
+    with pytest.raises(InterruptExecution, match="boom"):
+        controls.after_activity_control(
+            {"type": "action", "name": "x"}, state=failed, configuration=configuration
+        )
+    state.update(lambda data: data.__setitem__("method_ended", time.time()))
+    controls.after_activity_control(  # rollbacks must all run: no interrupt after the method
+        {"type": "action", "name": "x"}, state=failed, configuration=configuration
+    )
+
+
+def test_a_hypothesis_failing_before_the_method_interrupts(target: Target) -> None:
+    from chaoslib.exceptions import InterruptExecution
+
+    configuration = {"cautious_config": str(target.config_path)}
+    RunState(target).write({"control": True, "method_started": None, "hypotheses": []})
+    controls.before_hypothesis_control({}, configuration=configuration)
+    outcome = {
+        "steady_state_met": False,
+        "probes": [
+            {
+                "activity": {"name": "claims"},
+                "tolerance_met": False,
+                "output": {"verdict": "fail", "p99_ms": 210.0},
+            }
+        ],
+    }
+    with pytest.raises(InterruptExecution, match=r"before the method.*claims"):
+        controls.after_hypothesis_control({}, state=outcome, configuration=configuration)
+    entry = RunState(target).read()["hypotheses"][-1]
+    assert entry["phase"] == "before-method" and entry["met"] is False
+    # after the method a failed hypothesis is a deviation: chaoslib's to report, no interrupt
+    RunState(target).update(lambda data: data.__setitem__("method_started", time.time()))
+    controls.before_hypothesis_control({}, configuration=configuration)
+    controls.after_hypothesis_control({}, state=outcome, configuration=configuration)
+
+
+def test_nearest_rank_p99_matches_availability() -> None:
+    from pipeline.availability import compute_availability
+    from pipeline.requestlog import RequestRecord
+
+    latencies = [float(value) for value in range(1, 201)]
+    assert probes._p99(latencies) == 198.0
+    records = [RequestRecord(1000.0 + i / 100, lat, 200) for i, lat in enumerate(latencies)]
+    records += [RequestRecord(999.0, 1.0, 200), RequestRecord(1003.0, 1.0, 200)]
+    assert compute_availability(records).p99_ms == probes._p99(latencies)
+    assert probes._p99([]) is None
+
+
+def test_worker_settings_are_dotted_keys_with_json_values() -> None:
+    assert worker._setting("rollout.ready_timeout_s=10") == ("rollout.ready_timeout_s", 10)
+    assert worker._setting("rollout.strategy=canary") == ("rollout.strategy", "canary")
+    with pytest.raises(Exception, match="KEY=JSON"):
+        worker._setting("no-equals-sign")
+
+
+# -- the latency proxy (the fallback where the kernel has no netem) -------------------------------
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@pytest.fixture
+def upstream() -> Iterator[int]:
+    class Quiet(http.server.SimpleHTTPRequestHandler):
+        def do_GET(self) -> None:
+            body = b"hello"
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Quiet)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield server.server_address[1]
+    finally:
+        server.shutdown()
+
+
+def _proxy(upstream: int, delay_s: float, loss: float) -> tuple[subprocess.Popen[str], int]:
+    port = _free_port()
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-u",
+            "-c",
+            faults.PROXY_SCRIPT,
+            *(str(value) for value in (port, upstream, delay_s, 0, loss)),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert process.stdout is not None
+    assert process.stdout.readline().strip() == "proxy ready"
+    return process, port
+
+
+def _timed_get(port: int) -> tuple[float, bytes]:
+    import urllib.request
+
+    started = time.monotonic()
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=10) as response:
+        body = response.read()
+    return time.monotonic() - started, body
+
+
+def test_the_proxy_adds_the_delay_to_every_response(upstream: int) -> None:
+    direct, body = _timed_get(upstream)
+    process, port = _proxy(upstream, 0.3, 0.0)
+    try:
+        for _ in range(3):
+            seconds, proxied = _timed_get(port)
+            assert proxied == body == b"hello"
+            assert 0.3 <= seconds < 0.3 + direct + 0.5
+    finally:
+        process.kill()
+        process.wait()
+
+
+def test_proxy_loss_costs_retransmission_timeouts(upstream: int) -> None:
+    process, port = _proxy(upstream, 0.0, 0.99)  # nearly every chunk "lost" at least once
+    try:
+        seconds, body = _timed_get(port)
+        assert body == b"hello"
+        assert seconds >= 0.2  # at least one 200 ms RTO
+    finally:
+        process.kill()
+        process.wait()

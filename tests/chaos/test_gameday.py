@@ -1,0 +1,321 @@
+"""The game day's own judgement of a chaoslib journal, its suite file, summary and task errors.
+
+chaoslib's ``completed`` is not a pass (FIELD-NOTES): these journals are the ways an
+experiment can end "completed" or exit 0 while something went wrong, and each must fail.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import xml.etree.ElementTree as ET
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pipeline.exceptions import ConfigError
+from pipeline.gameday import _junit, judge_journal, load_suite, summary_markdown
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def probe(name: str, met: bool, output: Any = None, failed: bool = False) -> dict[str, Any]:
+    run: dict[str, Any] = {
+        "activity": {"name": name, "type": "probe"},
+        "status": "failed" if failed else "succeeded",
+        "output": output,
+        "tolerance_met": met,
+    }
+    if failed:
+        run["exception"] = ["Traceback\n", "ActivityFailed: ChaosError: no load\n"]
+    return run
+
+
+def journal(**changes: Any) -> dict[str, Any]:
+    """A journal of an experiment that held; ``changes`` break it."""
+    base: dict[str, Any] = {
+        "status": "completed",
+        "deviated": False,
+        "experiment": {"title": "t", "steady-state-hypothesis": {"probes": [{"name": "p"}]}},
+        "steady_states": {
+            "before": {"steady_state_met": True, "probes": [probe("p", True)]},
+            "after": {"steady_state_met": True, "probes": [probe("p", True)]},
+            "during": [],
+        },
+        "run": [{"activity": {"name": "kill", "type": "action"}, "status": "succeeded"}],
+        "rollbacks": [{"activity": {"name": "restore", "type": "action"}, "status": "succeeded"}],
+    }
+    base.update(changes)
+    return base
+
+
+def test_an_experiment_that_held_passes() -> None:
+    assert judge_journal(journal()) == ("pass", [])
+
+
+def test_a_deviation_fails_with_the_probe_and_its_figures() -> None:
+    verdict, reasons = judge_journal(
+        journal(
+            deviated=True,
+            steady_states={
+                "before": {"steady_state_met": True, "probes": [probe("p", True)]},
+                "after": {
+                    "steady_state_met": False,
+                    "probes": [
+                        probe(
+                            "claims",
+                            False,
+                            {
+                                "verdict": "fail",
+                                "success_ratio": 0.95,
+                                "claims": [
+                                    {"verdict": "fail", "detail": "measured 95 %, claimed ≥ 99.9 %"}
+                                ],
+                            },
+                        )
+                    ],
+                },
+            },
+        )
+    )
+    assert verdict == "fail"
+    assert "deviated after the method" in reasons[0]
+    assert "claims" in reasons[0] and "0.95" in reasons[0] and "claimed ≥ 99.9 %" in reasons[0]
+
+
+def test_a_steady_state_missed_before_the_method_fails_although_chaoslib_says_completed() -> None:
+    verdict, reasons = judge_journal(
+        journal(
+            steady_states={
+                "before": {"steady_state_met": False, "probes": [probe("p", False, 0)]},
+                "after": None,
+            }
+        )
+    )
+    assert verdict == "fail"
+    assert reasons == [
+        "the steady state did not hold before the method: probe 'p' out of tolerance (0)"
+    ]
+
+
+def test_an_interruption_by_the_control_before_the_method_is_explained() -> None:
+    run_state = {
+        "hypotheses": [
+            {"phase": "before-method", "met": False, "failing_probe": "claims", "detail": "p99"}
+        ]
+    }
+    verdict, reasons = judge_journal(
+        journal(status="interrupted", steady_states={}, run=[]), run_state
+    )
+    assert verdict == "fail"
+    assert reasons[0] == "chaoslib ended the experiment 'interrupted'"
+    assert "did not hold before the method (probe 'claims': p99)" in reasons[1]
+
+
+def test_a_failed_action_fails_even_when_chaoslib_completed() -> None:
+    failed = {
+        "activity": {"name": "kill", "type": "action"},
+        "status": "failed",
+        "exception": ["Traceback\n", "ActivityFailed: ChaosError: no instance\n"],
+    }
+    verdict, reasons = judge_journal(journal(run=[failed]))
+    assert verdict == "fail"
+    assert reasons == ["action 'kill' failed: ActivityFailed: ChaosError: no instance"]
+
+
+def test_a_failed_rollback_fails() -> None:
+    failed = {
+        "activity": {"name": "restore", "type": "action"},
+        "status": "failed",
+        "exception": ["ActivityFailed: not healthy\n"],
+    }
+    verdict, reasons = judge_journal(journal(rollbacks=[failed]))
+    assert verdict == "fail"
+    assert reasons == ["rollback 'restore' failed: ActivityFailed: not healthy"]
+
+
+def test_a_probe_that_raised_is_named() -> None:
+    verdict, reasons = judge_journal(
+        journal(
+            status="failed",
+            steady_states={
+                "before": {"steady_state_met": True, "probes": [probe("p", True)]},
+                "after": {"steady_state_met": False, "probes": [probe("p", False, failed=True)]},
+            },
+        )
+    )
+    assert verdict == "fail"
+    assert "probe 'p' failed: ActivityFailed: ChaosError: no load" in reasons[1]
+
+
+def test_a_missing_after_check_or_hypothesis_or_journal_fails() -> None:
+    _, reasons = judge_journal(journal(steady_states={"before": {"steady_state_met": True}}))
+    assert reasons == ["the steady state was not checked after the method"]
+    _, reasons = judge_journal(journal(experiment={"title": "t"}))
+    assert reasons == ["the experiment has no steady-state hypothesis: nothing was checked"]
+    assert judge_journal(None)[0] == "fail"
+
+
+def test_a_deviation_during_the_method_fails() -> None:
+    during = [
+        {"steady_state_met": True},
+        {"steady_state_met": False, "probes": [probe("p", False)]},
+    ]
+    steady = {**journal()["steady_states"], "during": during}
+    verdict, reasons = judge_journal(journal(steady_states=steady))
+    assert verdict == "fail" and "during the method (check 2)" in reasons[0]
+
+
+# -- suite files ----------------------------------------------------------------------------------
+
+
+def test_a_suite_lists_experiments_relative_to_itself(tmp_path: Path) -> None:
+    (tmp_path / "x").mkdir()
+    (tmp_path / "x" / "one.json").write_text("{}", encoding="utf-8")
+    (tmp_path / "two.json").write_text("{}", encoding="utf-8")
+    suite_file = tmp_path / "suite.yaml"
+    suite_file.write_text(
+        "name: mine\nexperiments:\n  - x/one.json\n"
+        "  - {path: two.json, name: second, timeout_s: 60, vars: {target_release: v2}}\n",
+        encoding="utf-8",
+    )
+    suite = load_suite(suite_file)
+    assert suite.name == "mine"
+    assert [(e.name, e.path, e.timeout_s) for e in suite.entries] == [
+        ("one", tmp_path / "x" / "one.json", 900.0),
+        ("second", tmp_path / "two.json", 60.0),
+    ]
+    assert suite.entries[1].vars == {"target_release": "v2"}
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("experiments: []\n", "experiments"),
+        ("experiments: [missing.json]\n", "does not exist"),
+        ("experiments: [{path: a.json, timout_s: 3}]\n", "timout_s"),
+        ("experiments: [\n", "not valid YAML"),
+    ],
+)
+def test_a_bad_suite_is_bad_input(tmp_path: Path, text: str, message: str) -> None:
+    (tmp_path / "a.json").write_text("{}", encoding="utf-8")
+    suite_file = tmp_path / "suite.yaml"
+    suite_file.write_text(text, encoding="utf-8")
+    with pytest.raises(ConfigError, match=message):
+        load_suite(suite_file)
+
+
+# -- summary ------------------------------------------------------------------------------------
+
+
+def document() -> dict[str, Any]:
+    entry = {
+        "name": "kill-mid-rollout",
+        "title": "An instance killed mid-rollout",
+        "status": "completed",
+        "deviated": True,
+        "verdict": "fail",
+        "reasons": ["the steady state deviated after the method: probe 'claims' …"],
+        "duration_s": 41.5,
+        "figures": {
+            "success_ratio": 0.97,
+            "longest_error_window_s": 2,
+            "p99_ms": 207.9,
+            "sent": 1026,
+            "failed": 5,
+            "missing": 24,
+        },
+        "rollout": {"release": "v2", "outcome": "succeeded"},
+        "cleanup": {"healthy": "3/3", "leftovers": 0},
+        "events": ["sample-3 (v1) sent SIGKILL: now exited"],
+        "journal": "01-kill-mid-rollout/journal.json",
+        "report": "01-kill-mid-rollout/report.md",
+        "report_html": None,
+    }
+    held = {
+        **entry,
+        "name": "rolling-under-load",
+        "deviated": False,
+        "verdict": "pass",
+        "reasons": [],
+    }
+    return {
+        "command": "gameday",
+        "created": "2026-11-23T12:00:00Z",
+        "verdict": "fail",
+        "verdict_reason": "1 of 2 experiment(s) did not hold: kill-mid-rollout",
+        "context": {"suite_name": "sandbox game day", "cluster": "sandbox", "duration_s": 90},
+        "experiments": [held, entry],
+    }
+
+
+def test_the_summary_shows_each_verdict_with_figures_and_links() -> None:
+    text = summary_markdown(document())
+    assert text.startswith("## ❌ Cautious game day: fail")
+    row = next(line for line in text.splitlines() if line.startswith("| kill-mid-rollout"))
+    for cell in ("❌ fail", "yes", "97 %", "2 s", "207.9 ms", "1026 / 5 / 24", "v2: succeeded",
+                 "3/3 healthy, 0 leftovers", "[journal](01-kill-mid-rollout/journal.json)",
+                 "[report](01-kill-mid-rollout/report.md)"):  # fmt: skip
+        assert cell in row, cell
+    assert "- the steady state deviated after the method" in text
+    assert "what happened: sample-3 (v1) sent SIGKILL" in text
+
+
+def test_junit_has_one_case_per_experiment() -> None:
+    suite = ET.fromstring(_junit(document()))
+    assert suite.get("tests") == "2" and suite.get("failures") == "1"
+    failure = suite.find("testcase[@name='kill-mid-rollout']/failure")
+    assert failure is not None and failure.get("type") == "ExperimentDeviated"
+    assert suite.find("testcase[@name='rolling-under-load']/failure") is None
+
+
+# -- the tasks ----------------------------------------------------------------------------------
+
+
+def tasks(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "pipeline.chaos_tasks", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+def test_bad_input_is_one_line_and_exit_code_2(tmp_path: Path) -> None:
+    config = tmp_path / "cautious.yaml"
+    config.write_text("cluster: {name: unit}\n", encoding="utf-8")
+    result = tasks("gameday", "--config", str(config), "--suite", "nope.yaml", cwd=REPO)
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        "cautious: cannot read the game-day suite nope.yaml: No such file or directory"
+    ]
+    result = tasks("chaos.run", "no-such-experiment", "--config", str(config), cwd=REPO)
+    assert result.returncode == 2
+    assert "no experiment file 'no-such-experiment'" in result.stderr
+    result = tasks("gameday", "--config", str(config), "--timeout", "soon", cwd=REPO)
+    assert result.returncode == 2 and "--timeout takes seconds" in result.stderr
+
+
+def test_the_tasks_are_in_the_main_collection_once_wired() -> None:
+    from pipeline.tasks import ns
+
+    if "gameday" not in ns.task_names:
+        pytest.skip("pipeline.tasks does not include the chaos tasks yet")
+    assert "chaos.run" in ns.task_names
+
+
+def test_summary_json_is_what_ci_reads(tmp_path: Path) -> None:
+    """actions/lib/cautious_github.py annotates deviated experiments from report.json."""
+    sys.path.insert(0, str(REPO / "actions" / "lib"))
+    try:
+        import cautious_github
+    finally:
+        sys.path.pop(0)
+    (tmp_path / "report.json").write_text(json.dumps(document()), encoding="utf-8")
+    report = cautious_github.load_report(tmp_path)
+    lines = cautious_github.annotation_lines(report, 1, "cautious gameday")
+    assert lines == ["::error title=experiment kill-mid-rollout::kill-mid-rollout: fail (deviated)"]
