@@ -25,6 +25,7 @@ from rich.console import Console
 from rich.status import Status
 from rich.table import Table
 
+from pipeline.chaos_tasks import chaos_ns, gameday
 from pipeline.claims import claim_label, format_figure, format_target
 from pipeline.config import Config, load_config
 from pipeline.deploy import DeployPipeline, Prepared, RolloutHook
@@ -503,4 +504,17 @@ def test(c: Context, k: str | None = None, unit: bool = False) -> None:
 
 
 sandbox_tasks = Collection("sandbox", up, status, down)
-ns = Collection(config, build, deploy, rollback, history, load, report, bench, test, sandbox_tasks)
+ns = Collection(
+    config,
+    build,
+    deploy,
+    rollback,
+    history,
+    load,
+    report,
+    bench,
+    gameday,
+    test,
+    sandbox_tasks,
+    chaos_ns,
+)
