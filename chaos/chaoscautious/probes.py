@@ -49,8 +49,9 @@ def availability(
     """Availability of the load so far (DESIGN.md definitions) and the claims judged on it.
 
     ``claims`` overrides keys of ``cautious.yaml``'s ``claims`` (``null`` switches one off).
-    Waits (bounded) until ``min_seconds`` full seconds are measured (default: the config's
-    ``load.warmup_s``), so the check before the method judges a real warm-up. While load runs,
+    Waits (bounded) until ``min_seconds`` full seconds (default: the config's ``load.warmup_s``)
+    and the claims' ``min_requests`` are measured, so the check before the method judges a real
+    warm-up instead of failing on too little data. While load runs,
     the last ``timeout + 2`` seconds are left out: their slow requests are not logged yet and
     would count as missing. ``window_s`` keeps only the last seconds; ``since_method`` only
     what happened since the method started. ``verdict`` is pass / fail / not-enough-data.
@@ -89,7 +90,8 @@ def availability(
             last = max(record.start for record in records)
             records = [record for record in records if record.start >= last - window_s]
         measured = compute_availability(records, target_rate=rate, slo=judged.success_ratio)
-        if measured.seconds >= need or not running:
+        enough = measured.sent + measured.missing >= judged.min_requests
+        if (measured.seconds >= need and enough) or not running:
             break
     results = evaluate_claims(judged, measured)
     verdict = overall_verdict(results)
