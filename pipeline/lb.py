@@ -38,6 +38,7 @@ RUNTIME_PORT = 9999
 MAX_SLOTS = 32  # twice the largest cluster, so blue-green always finds a free set
 
 AdminState = Literal["ready", "drain", "maint"]
+_RETRY_POLL_S = 0.2
 
 
 def slot_names(service: str, count: int = MAX_SLOTS) -> list[str]:
@@ -119,13 +120,31 @@ class ServerStat:
 class HAProxyRuntime:
     """A client for HAProxy's runtime API on a TCP socket (one command per connection)."""
 
-    def __init__(self, host: str, port: int, *, timeout_s: float = 5.0) -> None:
+    def __init__(
+        self, host: str, port: int, *, timeout_s: float = 5.0, retry_s: float = 15.0
+    ) -> None:
         self.host = host
         self.port = port
         self.timeout_s = timeout_s
+        self.retry_s = retry_s
 
     def command(self, line: str) -> str:
-        """Send one command and return HAProxy's whole answer."""
+        """Send one command and return HAProxy's whole answer.
+
+        A connection failure is retried for ``retry_s``: HAProxy restarted mid-rollout (a
+        chaos experiment does exactly that) must not turn the rollback's own commands into
+        failures. Every command Cautious sends is idempotent, so a retry is safe.
+        """
+        deadline = time.monotonic() + self.retry_s
+        while True:
+            try:
+                return self._command(line)
+            except SandboxError:
+                if time.monotonic() >= deadline:
+                    raise
+            time.sleep(_RETRY_POLL_S)
+
+    def _command(self, line: str) -> str:
         try:
             with socket.create_connection((self.host, self.port), timeout=self.timeout_s) as sock:
                 sock.sendall(line.encode() + b"\n")
@@ -196,7 +215,7 @@ class HAProxyRuntime:
         deadline = time.monotonic() + timeout_s
         while True:
             try:
-                self.command("show info")
+                self._command("show info")
                 return
             except SandboxError:
                 if time.monotonic() >= deadline:

@@ -408,6 +408,9 @@ def start_load(
         "CAUTIOUS_RATE": repr(float(rate)),
         "CAUTIOUS_USERS": str(users),
         "CAUTIOUS_TIMEOUT_S": repr(float(timeout_s)),
+        # Locust runs in its own session, so nothing else would stop it if we died (even by
+        # SIGKILL): the plugin quits when its parent is no longer this process.
+        "CAUTIOUS_ORCHESTRATOR_PID": str(os.getpid()),
     }
     started = time.time()
     # cwd=out keeps a stray locust.conf in the caller's directory out of the run.

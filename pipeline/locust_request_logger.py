@@ -27,6 +27,7 @@ import time
 from collections.abc import Callable
 from typing import Any, Protocol
 
+import gevent
 from locust import events
 from locust.env import Environment
 from locust.exception import CatchResponseError
@@ -35,6 +36,8 @@ from locust.runners import MasterRunner
 __all__ = ["HEADER", "LOG_ENV_VAR", "RequestLogWriter", "status_of"]
 
 LOG_ENV_VAR = "CAUTIOUS_REQUEST_LOG"
+ORCHESTRATOR_ENV_VAR = "CAUTIOUS_ORCHESTRATOR_PID"
+_WATCH_INTERVAL_S = 1.0
 HEADER = ("start", "latency_ms", "status", "method", "name", "error", "instance", "release")
 
 # Flushing at most once a second keeps the write cost per request tiny while letting a live
@@ -140,11 +143,27 @@ class RequestLogWriter:
             self._file.close()
 
 
+def _watch_orchestrator(environment: Environment, orchestrator_pid: int) -> None:
+    """Quit when the process that started Locust is gone (killed mid-rollout, say).
+
+    Locust runs in a session of its own, so no signal from the orchestrator's terminal or
+    process group reaches it; without this a SIGKILLed ``invoke deploy`` would leave load
+    running against a dead sandbox until ``-t`` ran out. Bounded by the run itself.
+    """
+    while os.getppid() == orchestrator_pid:
+        gevent.sleep(_WATCH_INTERVAL_S)
+    if environment.runner is not None:
+        environment.runner.quit()
+
+
 def _on_init(environment: Environment, **_: Any) -> None:
     """Attach a writer when ``$CAUTIOUS_REQUEST_LOG`` names a file.
 
     A master in distributed mode sends no requests, so it writes nothing.
     """
+    orchestrator = os.environ.get(ORCHESTRATOR_ENV_VAR, "")
+    if orchestrator.isdigit():
+        gevent.spawn(_watch_orchestrator, environment, int(orchestrator))
     path = os.environ.get(LOG_ENV_VAR, "")
     if not path or isinstance(environment.runner, MasterRunner):
         return

@@ -27,9 +27,14 @@ ReleaseRole = Literal["from", "to"]
 
 @dataclass(frozen=True)
 class Retire:
-    """Take instances out: drain, wait for in-flight requests, maint, SIGTERM."""
+    """Take instances out: drain, wait for in-flight requests, maint, SIGTERM.
+
+    ``keep_serving``: first make sure another instance is UP to take the traffic (only
+    stop-and-go takes everything out on purpose).
+    """
 
     slots: tuple[str, ...]
+    keep_serving: bool = True
 
     def describe(self) -> str:
         return f"retire {', '.join(self.slots)}: drain → wait in-flight → maint → stop"

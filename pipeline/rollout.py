@@ -226,7 +226,9 @@ class Runner:
 
     def _execute(self, step: Step, releases: dict[str, Release], undo: list[_Undo]) -> Any:
         match step:
-            case Retire(slots=slots):
+            case Retire(slots=slots, keep_serving=keep_serving):
+                if keep_serving:
+                    self._wait_for_other_capacity(slots)
                 return self._retire(slots, undo)
             case Start(slots=slots, role=role, in_rotation=in_rotation):
                 return self._start(slots, releases[role], in_rotation, undo)
@@ -240,6 +242,30 @@ class Runner:
                 return self._set_weights(weights, enter, undo)
             case Bake():
                 return self._bake(step)
+
+    def _wait_for_other_capacity(self, slots: Sequence[str]) -> None:
+        """Refuse to take ``slots`` out while no other instance is UP to take the traffic.
+
+        A cluster with nothing else running (one instance) cannot avoid the gap; its outage is
+        measured instead.
+        """
+        if all(item.name in slots for item in self.backend.instances()):
+            return
+        deadline = time.monotonic() + self.config.rollout.drain_timeout_s
+        while True:
+            others = [
+                stat
+                for name, stat in self.runtime.stats().items()
+                if name not in slots and stat.status == "UP" and stat.weight > 0
+            ]
+            if others:
+                return
+            if time.monotonic() >= deadline:
+                raise GateFailed(
+                    f"capacity: no other instance is UP to serve while {', '.join(slots)} "
+                    f"would be out; refusing to retire it"
+                )
+            time.sleep(_BAKE_POLL_S)
 
     def _retire(self, slots: Sequence[str], undo: list[_Undo]) -> dict[str, Any]:
         before = {slot: self.backend.instance(slot) for slot in slots}

@@ -37,7 +37,7 @@ def make_plan(
             return Plan(strategy, running, _rolling(running, rollout), running)
         case "stop-and-go":
             steps: tuple[Step, ...] = (
-                Retire(running),
+                Retire(running, keep_serving=False),
                 Start(running),
                 Bake(rollout.bake_s, running),
             )

@@ -159,6 +159,28 @@ def wait_for_steps(journal: Journal, count: int, timeout_s: float = 120) -> None
     raise AssertionError(f"the rollout did not reach {count} steps in {timeout_s} s")
 
 
+def assert_no_process_mentions(text: str, timeout_s: float = 10) -> None:
+    """No process (e.g. a Locust left behind by a killed orchestrator) names ``text``."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        found = [
+            pid.name
+            for pid in Path("/proc").iterdir()
+            if pid.name.isdigit() and text in _cmdline(pid)
+        ]
+        if not found or time.monotonic() >= deadline:
+            break
+        time.sleep(0.2)
+    assert found == [], f"processes still running for {text}: {found}"
+
+
+def _cmdline(pid: Path) -> str:
+    try:
+        return (pid / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        return ""
+
+
 def test_a_killed_orchestrator_is_recovered_by_the_next_deploy(
     pipeline: DeployPipeline,
 ) -> None:
@@ -170,6 +192,7 @@ def test_a_killed_orchestrator_is_recovered_by_the_next_deploy(
     finally:
         first.wait(30)
     assert pipeline.journal.unfinished(), "the killed rollout left no unfinished record"
+    assert_no_process_mentions(str(pipeline.config.root))
     assert "v2" in releases(pipeline) and "v1" in releases(pipeline)
     second = run_invoke("deploy", "--release", "v2", config=path)
     _, stderr = second.communicate(timeout=300)

@@ -37,7 +37,17 @@ def test_rolling_takes_batches_as_large_as_allowed() -> None:
 
 def test_stop_and_go_takes_everything_out_then_starts_everything() -> None:
     plan = make_plan("stop-and-go", CURRENT, FREE, rollout())
-    assert plan.steps == (Retire(tuple(CURRENT)), Start(tuple(CURRENT)), Bake(3, tuple(CURRENT)))
+    assert plan.steps == (
+        Retire(tuple(CURRENT), keep_serving=False),
+        Start(tuple(CURRENT)),
+        Bake(3, tuple(CURRENT)),
+    )
+
+
+def test_only_stop_and_go_may_take_every_serving_instance_out() -> None:
+    for strategy in ("rolling", "blue-green", "canary"):
+        plan = make_plan(strategy, CURRENT, FREE, rollout())  # type: ignore[arg-type]
+        assert all(step.keep_serving for step in plan.steps if isinstance(step, Retire))
 
 
 def test_blue_green_warms_a_full_green_set_before_switching() -> None:
