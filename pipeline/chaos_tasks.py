@@ -12,51 +12,29 @@ Exported as ``chaos_ns`` (the ``chaos`` collection) and ``gameday`` for ``pipeli
 
 from __future__ import annotations
 
-import functools
-import sys
-from collections.abc import Callable
-from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, ParamSpec, TypeVar
+from typing import Any
 
 from invoke.collection import Collection
 from invoke.context import Context
 from invoke.exceptions import Exit
 from invoke.program import Program
 from invoke.tasks import task
-from rich.console import Console
 
 from pipeline import __version__
 from pipeline.config import Config, find_config_path, load_config
-from pipeline.exceptions import CautiousError, ConfigError
+from pipeline.exceptions import ConfigError
+from pipeline.measure import default_report_dir
+from pipeline.terminal import clean_errors, console
 
 __all__ = ["chaos_ns", "gameday", "run"]
 
-P = ParamSpec("P")
-R = TypeVar("R")
-
-console = Console(stderr=True, highlight=False, width=None if sys.stderr.isatty() else 160)
 
 _HELP = {
     "config": "path to cautious.yaml (default: $CAUTIOUS_CONFIG or ./cautious.yaml)",
     "report_dir": "report folder (default: <reports_dir>/<timestamp>-<command>)",
     "timeout": "seconds an experiment may take before it is stopped (default 900)",
 }
-
-
-def _clean_errors(body: Callable[P, R]) -> Callable[P, R]:
-    """A CautiousError becomes one line on stderr and its exit code, never a traceback."""
-
-    @functools.wraps(body)
-    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
-        try:
-            return body(*args, **kwargs)
-        except CautiousError as exc:
-            raise Exit(f"cautious: {exc}", code=exc.exit_code) from None
-        except KeyboardInterrupt:
-            raise Exit("cautious: interrupted", code=130) from None
-
-    return wrapper
 
 
 def _say(message: str) -> None:
@@ -76,10 +54,7 @@ def _timeout(value: str | None) -> float | None:
 
 
 def _report_dir(config: Config, given: str | None, command: str) -> Path:
-    if given:
-        return Path(given)
-    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-    return config.path(config.reports_dir) / f"{stamp}-{command}"
+    return Path(given) if given else default_report_dir(config, command)
 
 
 def _finish(document: dict[str, Any], folder: Path) -> None:
@@ -109,7 +84,7 @@ def _finish(document: dict[str, Any], folder: Path) -> None:
         **_HELP,
     }
 )
-@_clean_errors
+@clean_errors
 def run(
     c: Context,
     experiment: str,
@@ -132,7 +107,7 @@ def run(
 
 
 @task(help={"suite": "the game-day suite file (default: chaos/gameday.yaml)", **_HELP})
-@_clean_errors
+@clean_errors
 def gameday(
     c: Context,
     suite: str | None = None,

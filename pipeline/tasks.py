@@ -7,21 +7,19 @@ Every deliberate error (``CautiousError``) becomes one line on stderr and its ex
 
 from __future__ import annotations
 
-import functools
 import json
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, ParamSpec, TypeVar
+from typing import Any
 
 from invoke.collection import Collection
 from invoke.context import Context
 from invoke.exceptions import Exit
 from invoke.tasks import task
-from rich.console import Console
 from rich.status import Status
 from rich.table import Table
 
@@ -29,36 +27,18 @@ from pipeline.chaos_tasks import chaos_ns, gameday
 from pipeline.claims import claim_label, format_figure, format_target
 from pipeline.config import Config, load_config
 from pipeline.deploy import DeployPipeline, Prepared, RolloutHook
-from pipeline.exceptions import CautiousError, ConfigError, SandboxError, UsageError
+from pipeline.exceptions import ConfigError, SandboxError, UsageError
 from pipeline.journal import Journal, StartupStats, startup_stats
 from pipeline.measure import Measured, default_report_dir, measured_load, measured_rollout
 from pipeline.report import render_from_json
 from pipeline.rollout import RolloutResult
 from pipeline.sandbox import Sandbox, SandboxStatus
+from pipeline.terminal import clean_errors, console
 
 __all__ = ["ns"]
 
-P = ParamSpec("P")
-R = TypeVar("R")
 
-# Piped output (CI logs) gets a wide console instead of rich's 80-column default.
-console = Console(stderr=True, highlight=False, width=None if sys.stderr.isatty() else 160)
 PYTEST_NO_TESTS = 5
-
-
-def _clean_errors(body: Callable[P, R]) -> Callable[P, R]:
-    """Turn a CautiousError into one line on stderr and its exit code."""
-
-    @functools.wraps(body)
-    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
-        try:
-            return body(*args, **kwargs)
-        except CautiousError as exc:
-            raise Exit(f"cautious: {exc}", code=exc.exit_code) from None
-        except KeyboardInterrupt:
-            raise Exit("cautious: interrupted", code=130) from None
-
-    return wrapper
 
 
 def _whole_number(flag: str, value: str | int | None) -> int | None:
@@ -115,7 +95,7 @@ def _progress(line: str) -> None:
 
 
 @task(help={"config": "path to cautious.yaml (default: $CAUTIOUS_CONFIG or ./cautious.yaml)"})
-@_clean_errors
+@clean_errors
 def config(c: Context, config: str | None = None) -> None:
     """Print the effective configuration (file, then flags) as YAML."""
     import yaml
@@ -133,7 +113,7 @@ def config(c: Context, config: str | None = None) -> None:
         "config": "path to cautious.yaml",
     }
 )
-@_clean_errors
+@clean_errors
 def build(c: Context, release: str | None = None, config: str | None = None) -> None:
     """Build a release image; print its label and digest."""
     sandbox = Sandbox(_load(config), say=_say)
@@ -155,7 +135,7 @@ def build(c: Context, release: str | None = None, config: str | None = None) -> 
         "config": "path to cautious.yaml",
     }
 )
-@_clean_errors
+@clean_errors
 def up(
     c: Context, instances: str | None = None, release: str | None = None, config: str | None = None
 ) -> None:
@@ -169,7 +149,7 @@ def up(
 
 
 @task(help={"json": "machine-readable output", "config": "path to cautious.yaml"})
-@_clean_errors
+@clean_errors
 def status(c: Context, json_: bool = False, config: str | None = None) -> None:
     """Instances, release, state, health, LB state and addresses; the cluster's lb_url."""
     current = Sandbox(_load(config), say=_say).status()
@@ -180,7 +160,7 @@ def status(c: Context, json_: bool = False, config: str | None = None) -> None:
 
 
 @task(help={"config": "path to cautious.yaml"})
-@_clean_errors
+@clean_errors
 def down(c: Context, config: str | None = None) -> None:
     """Remove exactly what the sandbox created (containers, network)."""
     removed = Sandbox(_load(config), say=_say).down()
@@ -207,7 +187,7 @@ _CLAIM_HELP = "override a claim, NAME=VALUE (repeatable), e.g. --claim p99_ms=20
         "config": "path to cautious.yaml",
     },
 )
-@_clean_errors
+@clean_errors
 def deploy(
     c: Context,
     release: str | None = None,
@@ -232,7 +212,7 @@ def deploy(
 
 
 @task(help={"report_dir": _REPORT_HELP, "config": "path to cautious.yaml"})
-@_clean_errors
+@clean_errors
 def rollback(c: Context, report_dir: str | None = None, config: str | None = None) -> None:
     """Roll the cluster back (under load, measured) to the release it ran before."""
     cfg = _load(config)
@@ -253,7 +233,7 @@ def rollback(c: Context, report_dir: str | None = None, config: str | None = Non
         "config": "path to cautious.yaml",
     },
 )
-@_clean_errors
+@clean_errors
 def load(
     c: Context,
     url: str | None = None,
@@ -278,7 +258,7 @@ def load(
 
 
 @task(help={"path": "a report.json, or the folder holding it"})
-@_clean_errors
+@clean_errors
 def report(c: Context, path: str) -> None:
     """Re-render report.md, junit.xml and report.html from a report.json."""
     paths = render_from_json(path)
@@ -287,7 +267,7 @@ def report(c: Context, path: str) -> None:
 
 
 @task(help={"results_dir": "where bench-<timestamp>.json goes (default: bench/results)"})
-@_clean_errors
+@clean_errors
 def bench(c: Context, results_dir: str = "bench/results") -> None:
     """Benchmarks: achieved vs target load rate, and the measurement's own overhead."""
     from pipeline.bench import render_bench, run_bench
@@ -401,7 +381,7 @@ def _finish(result: RolloutResult | None, measured: Measured | None = None) -> N
         "config": "path to cautious.yaml",
     }
 )
-@_clean_errors
+@clean_errors
 def history(
     c: Context, json_: bool = False, startup: bool = False, config: str | None = None
 ) -> None:
