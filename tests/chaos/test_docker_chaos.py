@@ -29,9 +29,7 @@ import pytest
 from chaoscautious import cluster, faults
 from chaoscautious.context import Target, target
 
-from pipeline.backends.docker import connect
 from pipeline.config import load_config
-from pipeline.exceptions import PrerequisiteError
 from pipeline.sandbox import Sandbox
 from tests.docker.helpers import REPO, assert_nothing_left, cluster_config
 
@@ -43,16 +41,6 @@ EXPERIMENTS = REPO / "chaos" / "experiments"
 LB = {"check_interval_ms": 300, "rise": 2, "fall": 2, "timeout_connect_ms": 250}
 ROLLOUT = {"bake_s": 1, "ready_timeout_s": 15, "drain_timeout_s": 5, "stop_grace_s": 5}
 LOAD = {"rate": 40, "users": 40, "warmup_s": 2, "tail_s": 2}
-
-
-@pytest.fixture(scope="module")
-def docker_client() -> docker.DockerClient:
-    try:
-        return connect()
-    except PrerequisiteError as exc:
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"CI=true and {exc}")
-        pytest.skip(str(exc))
 
 
 @pytest.fixture

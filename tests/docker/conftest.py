@@ -7,28 +7,15 @@ an engine these tests skip locally and *fail* under CI=true.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from pathlib import Path
 
 import docker
 import pytest
 
-from pipeline.backends.docker import connect
 from pipeline.config import Config, load_config
-from pipeline.exceptions import PrerequisiteError
 from pipeline.sandbox import Sandbox
 from tests.docker.helpers import assert_nothing_left, cluster_config
-
-
-@pytest.fixture(scope="session")
-def docker_client() -> docker.DockerClient:
-    try:
-        return connect()
-    except PrerequisiteError as exc:
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"CI=true and {exc}")
-        pytest.skip(str(exc))
 
 
 @pytest.fixture
