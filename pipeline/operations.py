@@ -66,7 +66,10 @@ def start_instance(
         )
         instance = backend.instance(spec.slot)
         if instance.lb_address is not None:  # do not wait for DNS to notice the new address
-            runtime.set_address(spec.slot, *instance.lb_address)
+            with contextlib.suppress(SandboxError):
+                # HAProxy refuses while the slot has never resolved (no address family yet);
+                # its resolver then fills it in within a second, and the UP wait covers that.
+                runtime.set_address(spec.slot, *instance.lb_address)
         if into_rotation:
             enter_rotation(runtime, [spec.slot], timeout_s=lb_timeout_s)
     except (GateFailed, SandboxError) as exc:

@@ -30,8 +30,8 @@ def config_path(tmp_path: Path, docker_client: docker.DockerClient) -> Iterator[
     )
     config = load_config(path)
     sandbox = Sandbox(config, say=lambda _: None)
-    sandbox.up(3, "v1")
     try:
+        sandbox.up(3, "v1")
         yield path
     finally:
         sandbox.down()

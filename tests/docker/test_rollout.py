@@ -40,8 +40,8 @@ def make_config(tmp_path: Path, **rollout: object) -> Config:
 def pipeline(tmp_path: Path, docker_client: docker.DockerClient) -> Iterator[DeployPipeline]:
     config = make_config(tmp_path)
     deploy = DeployPipeline(config, say=lambda _: None)
-    deploy.sandbox.up(4, "v1")
     try:
+        deploy.sandbox.up(4, "v1")
         yield deploy
     finally:
         deploy.sandbox.down()
