@@ -23,7 +23,7 @@ from typing import Any, TypeVar
 from pipeline.exceptions import GateFailed, SandboxError
 from pipeline.journal import Journal, Outcome, RolloutRecord
 from pipeline.lb import HAProxyRuntime, ServerStat
-from pipeline.operations import enter_rotation, retire_instance, start_instance
+from pipeline.operations import Retired, enter_rotation, retire_instance, start_instance
 from pipeline.plan import Bake, Plan, Retire, SetWeights, Start, Step, Switch
 from pipeline.release import Release
 from pipeline.sandbox import Sandbox
@@ -272,15 +272,7 @@ class Runner:
 
         def retire(slot: str) -> dict[str, Any]:
             instance = before[slot]
-            self._event(slot, instance.release, "draining")
-            retired = retire_instance(
-                self.backend,
-                self.runtime,
-                slot,
-                drain_timeout_s=self.config.rollout.drain_timeout_s,
-                grace_s=self.config.rollout.stop_grace_s,
-            )
-            self._event(slot, instance.release, "stopped")
+            retired = self.retire_one(slot)
             if instance.state == "running":
                 previous = self.sandbox.release_by_digest(instance.release, instance.digest)
                 undo.append(
@@ -326,11 +318,11 @@ class Runner:
         self._event(slot, release.label, "ready" if in_rotation else "standby")
         return started.ready_s
 
-    def retire_one(self, slot: str) -> None:
+    def retire_one(self, slot: str) -> Retired:
         """Take one instance out carefully, whatever release it runs."""
         release = self.backend.instance(slot).release
         self._event(slot, release, "draining")
-        retire_instance(
+        retired = retire_instance(
             self.backend,
             self.runtime,
             slot,
@@ -338,6 +330,7 @@ class Runner:
             grace_s=self.config.rollout.stop_grace_s,
         )
         self._event(slot, release, "stopped")
+        return retired
 
     def _switch(self, into: Sequence[str], out_of: Sequence[str]) -> None:
         enter_rotation(self.runtime, list(into), timeout_s=_LB_TIMEOUT_S)
