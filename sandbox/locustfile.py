@@ -4,7 +4,7 @@ The mix exercises what a rollout can break: reads (``GET /``, ``GET /items``, 80
 (``POST /items``, 15 %, which read-only mode answers with 503) and slow requests
 (``GET /slow?ms=200``, 5 %), which are in flight when an instance is drained.
 
-Settings come from the environment ``pipeline.load`` sets for the Locust subprocess:
+Settings come from the environment ``cautious.measure.load`` sets for the Locust subprocess:
 
 - ``CAUTIOUS_RATE`` (req/s, default 100) and ``CAUTIOUS_USERS`` (default 50, and it must match
   Locust's ``-u``): each user runs one task per ``users / rate`` seconds, like
@@ -12,13 +12,14 @@ Settings come from the environment ``pipeline.load`` sets for the Locust subproc
   staggered, one every ``1 / rate`` s: Locust spawns them all in one instant, and in step they
   would fire in bursts once per period (measured at 1,000 req/s with 250 users against a free
   target: median latency 58 ms and a 14 % short second in step; 0.6 ms and ±0.4 % staggered).
-  Use enough users that the period covers a slow request (``pipeline.load.recommended_users``:
+  Use enough users that the period covers a slow request
+  (``cautious.measure.load.recommended_users``:
   at least rate / 4), or the rate falls short;
 - ``CAUTIOUS_TIMEOUT_S`` (default 2): connect and read timeout. A short timeout turns a hung
   instance into a logged failure instead of a user silently stuck for a minute.
 
 FastHttpUser, because on this 2-core machine it reaches 1,000 req/s with CPU to spare where
-HttpUser (requests) tops out below it (numbers in ``pipeline.bench`` results). Any status of 400
+HttpUser (requests) tops out below it (numbers in ``cautious.bench`` results). Any status of 400
 or more is a failure (FastHttpUser's default).
 """
 

@@ -24,10 +24,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from pipeline.availability import compute_availability
-from pipeline.claims import evaluate_claims
-from pipeline.config import ClaimsConfig
-from pipeline.report import (
+from cautious.config import ClaimsConfig
+from cautious.measure.availability import compute_availability
+from cautious.measure.claims import evaluate_claims
+from cautious.measure.requestlog import RequestRecord, read_request_log, write_request_log
+from cautious.report.document import (
     InstanceInfo,
     RolloutStep,
     RolloutSummary,
@@ -35,7 +36,6 @@ from pipeline.report import (
     build_report,
     write_report,
 )
-from pipeline.requestlog import RequestRecord, read_request_log, write_request_log
 
 RATE = 100
 INSTANCES = ("sample-1", "sample-2", "sample-3")

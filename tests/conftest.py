@@ -10,9 +10,8 @@ import os
 
 import docker
 import pytest
-
-from pipeline.backends.docker import connect
-from pipeline.exceptions import PrerequisiteError
+from cautious.backends.docker import connect
+from cautious.exceptions import PrerequisiteError
 
 
 @pytest.fixture(scope="session")

@@ -25,8 +25,8 @@ from typing import TYPE_CHECKING, Any
 from chaoscautious.context import ChaosError, RunState, Target, deadline_loop, log
 
 if TYPE_CHECKING:
-    from pipeline.load import LoadHandle
-    from pipeline.requestlog import RequestRecord
+    from cautious.measure.load import LoadHandle
+    from cautious.measure.requestlog import RequestRecord
 
 __all__ = [
     "alive",
@@ -97,7 +97,7 @@ def _terminate(pid: int, grace_s: float) -> bool:
 
 def frontend_url(target: Target) -> str:
     """The load balancer's front door as published on 127.0.0.1."""
-    from pipeline.lb import FRONTEND_PORT
+    from cautious.cluster.lb import FRONTEND_PORT
 
     container = target.lb()
     port = target.published_port(container, FRONTEND_PORT)
@@ -115,8 +115,8 @@ def start_load(
     duration_s: float = _LONGEST_LOAD_S,
 ) -> dict[str, Any]:
     """Start Locust against the cluster; return once the first requests are in the log."""
-    from pipeline.exceptions import CautiousError
-    from pipeline.load import start_load as start_locust
+    from cautious.exceptions import CautiousError
+    from cautious.measure.load import start_load as start_locust
 
     previous = state.read().get("load") or {}
     if previous.get("pid") and not previous.get("stopped") and alive(int(previous["pid"])):
@@ -205,8 +205,8 @@ def stop_load(target: Target, state: RunState, *, tail_s: float = 0.0) -> dict[s
 
 def read_records(path: Path, *, before: float | None = None) -> list[RequestRecord]:
     """The request log so far; ``before`` drops requests that started at or after it."""
-    from pipeline.exceptions import CautiousError
-    from pipeline.requestlog import read_request_log
+    from cautious.exceptions import CautiousError
+    from cautious.measure.requestlog import read_request_log
 
     try:
         records = read_request_log(path)
@@ -231,7 +231,7 @@ def start_rollout(
     settings: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Start ``deploy --release`` in the background (see the module docstring)."""
-    from pipeline.exceptions import CautiousError
+    from cautious.exceptions import CautiousError
 
     try:
         target.config.release(release)
@@ -351,7 +351,7 @@ def wait_for_rollout_progress(
 
     Read from the journal, so "mid-rollout" is a state of the rollout, not a guess in seconds.
     """
-    from pipeline.journal import Journal
+    from cautious.rollout.journal import Journal
 
     record = _last_rollout(state)
     journal = Journal(target.config.path(target.config.state_dir), target.cluster)

@@ -39,7 +39,7 @@ def health(target: Target) -> dict[str, Any]:
     Healthy means running, ``/ready`` answering 200 on its published port, and UP at the load
     balancer — what a user needs from an instance.
     """
-    from pipeline.health import probe
+    from cautious.cluster.health import probe
 
     stats = {}
     lb_error = ""
@@ -107,12 +107,12 @@ def restore(
     (journaled as ``chaos-restore``) and fill empty slots; then wait until all are healthy and
     check that nothing is left behind. Raises ChaosError when the cluster is not healthy after.
     """
-    from pipeline.exceptions import CautiousError
-    from pipeline.journal import Journal
-    from pipeline.lb import render_haproxy_config, slot_names
-    from pipeline.rollout import Runner, recover
-    from pipeline.sandbox import Sandbox
-    from pipeline.strategies import make_plan
+    from cautious.cluster.lb import render_haproxy_config, slot_names
+    from cautious.cluster.sandbox import Sandbox
+    from cautious.exceptions import CautiousError
+    from cautious.rollout.journal import Journal
+    from cautious.rollout.runner import Runner, recover
+    from cautious.rollout.strategies import make_plan
 
     config = target.config
     started = time.monotonic()
@@ -183,9 +183,8 @@ def restart_lb(target: Target, state: RunState, *, grace_s: float = 1.0) -> dict
     (drain/maint flags, weights, addresses set through the API) is lost, as in any restart.
     """
     import docker.errors
-
-    from pipeline.backends.docker import HAPROXY_CONFIG_PATH
-    from pipeline.lb import HAProxyRuntime
+    from cautious.backends.docker import HAPROXY_CONFIG_PATH
+    from cautious.cluster.lb import HAProxyRuntime
 
     old = target.lb()
     old.reload()

@@ -33,11 +33,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from cautious.cluster.lb import HAProxyRuntime
+    from cautious.config import Config
     from docker import DockerClient
     from docker.models.containers import Container
-
-    from pipeline.config import Config
-    from pipeline.lb import HAProxyRuntime
 
 __all__ = [
     "CLUSTER_ENV",
@@ -173,7 +172,7 @@ class Target:
 
     def runtime(self) -> HAProxyRuntime:
         """A client for the running load balancer's runtime API."""
-        from pipeline.lb import RUNTIME_PORT, HAProxyRuntime
+        from cautious.cluster.lb import RUNTIME_PORT, HAProxyRuntime
 
         port = self.published_port(self.lb(), RUNTIME_PORT)
         if port is None:
@@ -209,8 +208,8 @@ def _slot_order(name: str) -> tuple[str, int]:
 
 def target(configuration: Mapping[str, Any] | None) -> Target:
     """Resolve configuration keys, then environment, then defaults (see the module docstring)."""
-    from pipeline.config import load_config
-    from pipeline.exceptions import CautiousError
+    from cautious.config import load_config
+    from cautious.exceptions import CautiousError
 
     settings = configuration or {}
     config_path = _setting(settings, CONFIG_KEY, CONFIG_ENV) or "cautious.yaml"

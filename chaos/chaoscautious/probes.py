@@ -56,12 +56,12 @@ def availability(
     would count as missing. ``window_s`` keeps only the last seconds; ``since_method`` only
     what happened since the method started. ``verdict`` is pass / fail / not-enough-data.
     """
+    from cautious.config import ClaimsConfig
+    from cautious.measure.availability import compute_availability
+    from cautious.measure.claims import evaluate_claims, overall_verdict
     from pydantic import ValidationError
 
     from chaoscautious.background import alive, read_records
-    from pipeline.availability import compute_availability
-    from pipeline.claims import evaluate_claims, overall_verdict
-    from pipeline.config import ClaimsConfig
 
     tgt = target(configuration)
     state = RunState(tgt)
@@ -160,7 +160,7 @@ def lb_server_states(
 
 
 def _p99(latencies: list[float]) -> float | None:
-    """Nearest-rank p99, as pipeline.availability computes it."""
+    """Nearest-rank p99, as cautious.measure.availability computes it."""
     if not latencies:
         return None
     ranked = sorted(latencies)
@@ -170,7 +170,7 @@ def _p99(latencies: list[float]) -> float | None:
 def _starts_per_instance(tgt: Any, since: float) -> dict[str, int]:
     """Instance starts recorded in the journal by rollouts begun since ``since``: forward
     start steps and rollback restarts. More than two per slot in one rollout is a restart storm."""
-    from pipeline.journal import Journal
+    from cautious.rollout.journal import Journal
 
     starts: dict[str, int] = {}
     journal = Journal(tgt.config.path(tgt.config.state_dir), tgt.cluster)

@@ -51,10 +51,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--set", dest="settings", action="append", type=_setting, default=[])
     args = parser.parse_args(argv)
 
-    from pipeline.config import load_config
-    from pipeline.deploy import DeployPipeline
-    from pipeline.exceptions import CautiousError
-    from pipeline.rollout import Interrupted
+    from cautious.config import load_config
+    from cautious.deploy import DeployPipeline
+    from cautious.exceptions import CautiousError
+    from cautious.rollout.runner import Interrupted
 
     overrides: dict[str, Any] = {"cluster.name": args.cluster, **dict(args.settings)}
     if not args.tests:

@@ -1,6 +1,7 @@
 """actions/lib/cautious_github.py: the report folder → job summary, annotations and outputs.
 
-The reports here are written by the real ``pipeline.report`` from a synthetic request log, so a
+The reports here are written by the real ``cautious.report.document`` from a synthetic request
+log, so a
 change of the report.json schema that the actions rely on shows up here first.
 """
 
@@ -15,12 +16,12 @@ from types import ModuleType
 from typing import Any
 
 import pytest
+from cautious.config import ClaimsConfig
+from cautious.measure.availability import compute_availability
+from cautious.measure.claims import evaluate_claims
+from cautious.measure.requestlog import RequestRecord
+from cautious.report.document import RolloutSummary, build_report, write_report
 
-from pipeline.availability import compute_availability
-from pipeline.claims import evaluate_claims
-from pipeline.config import ClaimsConfig
-from pipeline.report import RolloutSummary, build_report, write_report
-from pipeline.requestlog import RequestRecord
 from tests.actions.conftest import ACTIONS
 
 SCRIPT = ACTIONS / "lib" / "cautious_github.py"

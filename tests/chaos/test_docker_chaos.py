@@ -26,11 +26,11 @@ from typing import Any
 
 import docker
 import pytest
+from cautious.cluster.sandbox import Sandbox
+from cautious.config import load_config
 from chaoscautious import cluster, faults
 from chaoscautious.context import Target, target
 
-from pipeline.config import load_config
-from pipeline.sandbox import Sandbox
 from tests.docker.helpers import REPO, assert_nothing_left, cluster_config
 
 pytestmark = pytest.mark.docker
@@ -156,7 +156,7 @@ def test_a_game_day_goes_on_after_failures_and_exits_1(
         [
             sys.executable,
             "-m",
-            "pipeline.chaos_tasks",
+            "cautious.cli.chaos_tasks",
             "gameday",
             "--suite",
             str(suite),
@@ -217,7 +217,7 @@ def test_chaos_run_task_writes_a_report_folder(sandbox_config: Path, tmp_path: P
         [
             sys.executable,
             "-m",
-            "pipeline.chaos_tasks",
+            "cautious.cli.chaos_tasks",
             "chaos.run",
             str(EXPERIMENTS / "kill-mid-rollout.json"),
             "--config",

@@ -21,11 +21,10 @@ from typing import Any
 
 import chaoscautious
 import pytest
+from cautious.config import load_config
+from cautious.gameday.run import load_suite
 from chaoscautious import actions, controls, faults, probes, worker
 from chaoscautious.context import RunState, Target, default_out_dir
-
-from pipeline.config import load_config
-from pipeline.gameday import load_suite
 
 REPO = Path(__file__).resolve().parents[2]
 EXPERIMENTS = sorted((REPO / "chaos" / "experiments").glob("*.json"))
@@ -96,7 +95,7 @@ def test_the_activity_modules_import_nothing_heavy() -> None:
     code = (
         "import sys, chaoscautious, chaoscautious.actions, chaoscautious.probes, "
         "chaoscautious.controls\n"
-        "print(sorted(m for m in ('docker', 'pydantic', 'locust', 'gevent', 'pipeline.config') "
+        "print(sorted(m for m in ('docker', 'pydantic', 'locust', 'gevent', 'cautious.config') "
         "if m in sys.modules))"
     )
     result = subprocess.run(
@@ -236,8 +235,8 @@ def test_a_hypothesis_failing_before_the_method_interrupts(target: Target) -> No
 
 
 def test_nearest_rank_p99_matches_availability() -> None:
-    from pipeline.availability import compute_availability
-    from pipeline.requestlog import RequestRecord
+    from cautious.measure.availability import compute_availability
+    from cautious.measure.requestlog import RequestRecord
 
     latencies = [float(value) for value in range(1, 201)]
     assert probes._p99(latencies) == 198.0

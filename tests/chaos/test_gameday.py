@@ -14,9 +14,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
-from pipeline.exceptions import ConfigError
-from pipeline.gameday import _junit, judge_journal, load_suite, summary_markdown
+from cautious.exceptions import ConfigError
+from cautious.gameday.run import _junit, judge_journal, load_suite, summary_markdown
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -276,7 +275,7 @@ def test_junit_has_one_case_per_experiment() -> None:
 
 def tasks(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "pipeline.chaos_tasks", *args],
+        [sys.executable, "-m", "cautious.cli.chaos_tasks", *args],
         cwd=cwd,
         capture_output=True,
         text=True,
@@ -301,10 +300,10 @@ def test_bad_input_is_one_line_and_exit_code_2(tmp_path: Path) -> None:
 
 
 def test_the_tasks_are_in_the_main_collection_once_wired() -> None:
-    from pipeline.tasks import ns
+    from cautious.tasks import ns
 
     if "gameday" not in ns.task_names:
-        pytest.skip("pipeline.tasks does not include the chaos tasks yet")
+        pytest.skip("cautious.tasks does not include the chaos tasks yet")
     assert "chaos.run" in ns.task_names
 
 

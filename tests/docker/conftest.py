@@ -12,9 +12,9 @@ from pathlib import Path
 
 import docker
 import pytest
+from cautious.cluster.sandbox import Sandbox
+from cautious.config import Config, load_config
 
-from pipeline.config import Config, load_config
-from pipeline.sandbox import Sandbox
 from tests.docker.helpers import assert_nothing_left, cluster_config
 
 

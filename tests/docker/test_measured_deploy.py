@@ -11,9 +11,9 @@ from pathlib import Path
 
 import docker
 import pytest
+from cautious.cluster.sandbox import Sandbox
+from cautious.config import load_config
 
-from pipeline.config import load_config
-from pipeline.sandbox import Sandbox
 from tests.docker.helpers import REPO, assert_nothing_left, cluster_config
 
 pytestmark = pytest.mark.docker

@@ -12,11 +12,11 @@ from pathlib import Path
 
 import docker
 import pytest
-
-from pipeline.config import Config, load_config
-from pipeline.deploy import DeployPipeline
+from cautious.cluster.sandbox import Sandbox
+from cautious.config import Config, load_config
+from cautious.deploy import DeployPipeline
 from pipeline.journal import Journal
-from pipeline.sandbox import Sandbox
+
 from tests.docker.helpers import REPO, LoadLoop, assert_nothing_left, cluster_config
 
 pytestmark = pytest.mark.docker

@@ -11,9 +11,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
-
-from pipeline.exceptions import SandboxError
-from pipeline.lb import BACKEND_NAME, HAProxyRuntime
+from cautious.cluster.lb import BACKEND_NAME, HAProxyRuntime
+from cautious.exceptions import SandboxError
 
 pytestmark = pytest.mark.skipif(shutil.which("haproxy") is None, reason="haproxy not installed")
 

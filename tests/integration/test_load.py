@@ -14,11 +14,10 @@ from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
-
-from pipeline.availability import compute_availability
-from pipeline.exceptions import ConfigError
-from pipeline.load import LoadHandle, LoadProgress, run_load, start_load
-from pipeline.requestlog import read_request_log
+from cautious.exceptions import ConfigError
+from cautious.measure.availability import compute_availability
+from cautious.measure.load import LoadHandle, LoadProgress, run_load, start_load
+from cautious.measure.requestlog import read_request_log
 
 
 class _Handler(BaseHTTPRequestHandler):

@@ -5,9 +5,8 @@ from __future__ import annotations
 import json
 
 import pytest
-
-from pipeline.availability import UNATTRIBUTED, Availability, compute_availability
-from pipeline.requestlog import RequestRecord
+from cautious.measure.availability import UNATTRIBUTED, Availability, compute_availability
+from cautious.measure.requestlog import RequestRecord
 
 T = 1_700_000_000  # a whole epoch second
 RATE = 10

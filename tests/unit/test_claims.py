@@ -3,17 +3,16 @@
 from __future__ import annotations
 
 import pytest
-
-from pipeline.availability import Availability, compute_availability
-from pipeline.claims import (
+from cautious.config import ClaimsConfig
+from cautious.measure.availability import Availability, compute_availability
+from cautious.measure.claims import (
     ClaimResult,
     evaluate_claims,
     format_figure,
     format_target,
     overall_verdict,
 )
-from pipeline.config import ClaimsConfig
-from pipeline.requestlog import RequestRecord
+from cautious.measure.requestlog import RequestRecord
 
 T = 1_700_000_000
 

@@ -5,9 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
-from pipeline.config import CONFIG_ENV_VAR, load_config
-from pipeline.exceptions import ConfigError
+from cautious.config import CONFIG_ENV_VAR, load_config
+from cautious.exceptions import ConfigError
 
 REPO_CONFIG = Path(__file__).resolve().parents[2] / "cautious.yaml"
 

@@ -7,9 +7,8 @@ import time
 from pathlib import Path
 
 import pytest
-
-from pipeline.exceptions import LockHeld
-from pipeline.journal import Journal, actor, startup_stats
+from cautious.exceptions import LockHeld
+from cautious.rollout.journal import Journal, actor, startup_stats
 
 
 def begin(journal: Journal, source: str = "v1", target: str = "v2") -> str:

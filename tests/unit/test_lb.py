@@ -7,9 +7,8 @@ import subprocess
 from pathlib import Path
 
 import pytest
-
-from pipeline.config import Config
-from pipeline.lb import MAX_SLOTS, render_haproxy_config, slot_names
+from cautious.cluster.lb import MAX_SLOTS, render_haproxy_config, slot_names
+from cautious.config import Config
 
 
 def test_slots_are_named_after_the_service() -> None:

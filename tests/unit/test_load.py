@@ -1,4 +1,4 @@
-"""Pure parts of pipeline.load: the loopback rule, the Locust command line, input checks."""
+"""Pure parts of cautious.measure.load: the loopback rule, the Locust command line, input checks."""
 
 from __future__ import annotations
 
@@ -7,10 +7,9 @@ import sys
 from pathlib import Path
 
 import pytest
-
-from pipeline import load
-from pipeline.exceptions import ConfigError, PrerequisiteError, UsageError
-from pipeline.load import (
+from cautious.exceptions import ConfigError, PrerequisiteError, UsageError
+from cautious.measure import load
+from cautious.measure.load import (
     DEFAULT_LOCUSTFILE,
     _LogFollower,
     check_loopback_url,
@@ -18,7 +17,7 @@ from pipeline.load import (
     recommended_users,
     start_load,
 )
-from pipeline.requestlog import FIELDS
+from cautious.measure.requestlog import FIELDS
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -81,7 +80,7 @@ def test_locust_command_is_headless_bounded_and_logs_requests(tmp_path: Path) ->
 
     user_file, plugin = value("-f").split(",")
     assert user_file == "/x/locustfile.py"
-    assert plugin.endswith("pipeline/locust_request_logger.py")
+    assert plugin.endswith("pipeline/cautious/measure/locust_request_logger.py")
     assert Path(plugin).is_file()
     assert value("--host") == "http://127.0.0.1:8080"
     assert (value("-u"), value("-r"), value("-t")) == ("40", "40", "12s")
@@ -145,7 +144,9 @@ def test_recommended_users_cover_a_slow_request_per_period() -> None:
 
 def test_the_plugin_writes_the_request_log_header() -> None:
     # Read, not imported: importing the plugin imports locust, which patches this process.
-    source = (REPO / "pipeline" / "locust_request_logger.py").read_text(encoding="utf-8")
+    source = (REPO / "pipeline" / "cautious" / "measure" / "locust_request_logger.py").read_text(
+        encoding="utf-8"
+    )
     for node in ast.parse(source).body:
         if isinstance(node, ast.Assign) and getattr(node.targets[0], "id", "") == "HEADER":
             assert ast.literal_eval(node.value) == FIELDS
@@ -154,7 +155,7 @@ def test_the_plugin_writes_the_request_log_header() -> None:
         pytest.fail("HEADER not found in the plugin")
 
 
-def test_no_pipeline_module_imports_locust() -> None:
+def test_no_core_module_imports_locust() -> None:
     for path in (REPO / "pipeline").rglob("*.py"):
         if path.name == "locust_request_logger.py":
             continue

@@ -14,13 +14,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from matplotlib.image import imread
-
-from pipeline.availability import compute_availability
-from pipeline.claims import evaluate_claims
-from pipeline.config import ClaimsConfig
-from pipeline.exceptions import UsageError
-from pipeline.report import (
+from cautious.config import ClaimsConfig
+from cautious.exceptions import UsageError
+from cautious.measure.availability import compute_availability
+from cautious.measure.claims import evaluate_claims
+from cautious.measure.requestlog import RequestRecord
+from cautious.report.document import (
     SCHEMA_VERSION,
     InstanceInfo,
     RolloutStep,
@@ -30,7 +29,7 @@ from pipeline.report import (
     render_from_json,
     write_report,
 )
-from pipeline.requestlog import RequestRecord
+from matplotlib.image import imread
 
 T = 1_700_000_000
 CREATED = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)

@@ -5,8 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
-from pipeline.requestlog import (
+from cautious.measure.requestlog import (
     FIELDS,
     RequestLogError,
     RequestLogWriter,

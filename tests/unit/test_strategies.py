@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import pytest
-
-from pipeline.config import RolloutConfig
-from pipeline.exceptions import ConfigError
-from pipeline.plan import Bake, Retire, SetWeights, Start, Switch
-from pipeline.strategies import MAX_WEIGHT, canary_weights, make_plan
+from cautious.config import RolloutConfig
+from cautious.exceptions import ConfigError
+from cautious.rollout.plan import Bake, Retire, SetWeights, Start, Switch
+from cautious.rollout.strategies import MAX_WEIGHT, canary_weights, make_plan
 
 CURRENT = ["app-1", "app-2", "app-3", "app-4"]
 FREE = ["app-5", "app-6", "app-7", "app-8", "app-9"]

@@ -6,11 +6,10 @@ from pathlib import Path
 
 import pytest
 import yaml
+from cautious.cli import tasks
 from invoke.context import MockContext
 from invoke.exceptions import Exit
 from invoke.runners import Result
-
-from pipeline import tasks
 
 REPO_CONFIG = str(Path(__file__).resolve().parents[2] / "cautious.yaml")
 

@@ -1,0 +1,146 @@
+"""The base image every sandbox image is built on, made offline when no registry answers.
+
+There is no container registry on the machines this project runs on (FIELD-NOTES), so the
+default base ``cautious/base:bookworm`` is bootstrapped from Debian's package mirror with
+``debootstrap`` and ``docker import``ed, once; later calls find the tag and return at once.
+A user who configures another base (``service.base_image: python:3.12-slim``) gets it from the
+engine or its registry instead, and a clear error when neither has it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import re
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import docker
+import docker.errors
+
+from cautious.exceptions import PrerequisiteError, SandboxError
+
+__all__ = [
+    "BOOTSTRAPPABLE_PREFIX",
+    "BOOTSTRAP_PACKAGES",
+    "debian_mirror",
+    "ensure_base_image",
+]
+
+BOOTSTRAPPABLE_PREFIX = "cautious/base:"
+# python3 runs the sample service, haproxy the load balancer, iproute2 gives chaos its `tc`.
+BOOTSTRAP_PACKAGES = ("python3", "haproxy", "iproute2", "ca-certificates")
+_SUITE = "bookworm"
+_LOCK_PATH = Path(tempfile.gettempdir()) / "cautious-base-image.lock"
+_BOOTSTRAP_TIMEOUT_S = 900
+
+
+def ensure_base_image(
+    client: docker.DockerClient, name: str, say: Callable[[str], None] = print
+) -> str:
+    """Return the id of image ``name``: present, pulled, or (for ``cautious/base:*``) built."""
+    image_id = _local_image_id(client, name)
+    if image_id:
+        return image_id
+    with _exclusive_lock():  # a concurrent caller may have built it while we waited
+        image_id = _local_image_id(client, name)
+        if image_id:
+            return image_id
+        if _try_pull(client, name, say):
+            return client.images.get(name).id  # type: ignore[no-any-return]
+        if not name.startswith(BOOTSTRAPPABLE_PREFIX):
+            raise PrerequisiteError(
+                f"base image {name!r} (service.base_image) is neither on this engine nor "
+                f"pullable; build or load it, or use the default cautious/base:{_SUITE}"
+            )
+        return _bootstrap(client, name, say)
+
+
+def debian_mirror(sources_dir: Path = Path("/etc/apt")) -> str:
+    """The Debian mirror apt already uses (deb822 ``.sources`` or classic ``sources.list``)."""
+    candidates = [sources_dir / "sources.list", *sorted(sources_dir.glob("sources.list.d/*"))]
+    for path in candidates:
+        if not path.is_file() or path.suffix not in {".list", ".sources", ""}:
+            continue
+        text = path.read_text(encoding="utf-8", errors="replace")
+        match = re.search(r"^URIs:\s*(\S*/debian)/?\s*$", text, re.MULTILINE) or re.search(
+            r"^deb\s+(?:\[[^\]]*\]\s+)?(\S*/debian)/?\s+" + _SUITE, text, re.MULTILINE
+        )
+        if match:
+            return match.group(1)
+    return "http://deb.debian.org/debian"
+
+
+def _local_image_id(client: docker.DockerClient, name: str) -> str | None:
+    try:
+        return client.images.get(name).id  # type: ignore[no-any-return]
+    except docker.errors.ImageNotFound:
+        return None
+
+
+def _try_pull(client: docker.DockerClient, name: str, say: Callable[[str], None]) -> bool:
+    try:
+        client.images.pull(name)
+    except docker.errors.APIError as exc:
+        say(f"base image {name}: not pullable ({exc.explanation or exc}); building it offline")
+        return False
+    return True
+
+
+def _bootstrap(client: docker.DockerClient, name: str, say: Callable[[str], None]) -> str:
+    if shutil.which("debootstrap") is None:
+        raise PrerequisiteError(
+            "debootstrap is not installed; run scripts/install (or apt-get install debootstrap)"
+        )
+    mirror = debian_mirror()
+    say(f"base image {name}: debootstrap {_SUITE} from {mirror} (about a minute, once)")
+    with tempfile.TemporaryDirectory(prefix="cautious-rootfs-") as workdir:
+        rootfs = Path(workdir) / "rootfs"
+        command = [
+            "debootstrap",
+            "--variant=minbase",
+            f"--include={','.join(BOOTSTRAP_PACKAGES)}",
+            _SUITE,
+            str(rootfs),
+            mirror,
+        ]
+        _run(command, "debootstrap")
+        tarball = Path(workdir) / "rootfs.tar"
+        _run(["tar", "-C", str(rootfs), "-cf", str(tarball), "."], "tar")
+        repository, tag = name.rsplit(":", 1)
+        client.api.import_image_from_file(
+            str(tarball),
+            repository=repository,
+            tag=tag,
+            changes=["LABEL cautious.managed=true cautious.role=base"],
+        )
+    image_id = _local_image_id(client, name)
+    if image_id is None:
+        raise SandboxError(f"docker import of {name} reported success but the tag is missing")
+    say(f"base image {name}: built {image_id[:19]}")
+    return image_id
+
+
+def _run(command: list[str], what: str) -> None:
+    try:
+        result = subprocess.run(
+            command, capture_output=True, text=True, timeout=_BOOTSTRAP_TIMEOUT_S, check=False
+        )
+    except subprocess.TimeoutExpired:
+        raise SandboxError(
+            f"{what} ran past {_BOOTSTRAP_TIMEOUT_S} s; is the mirror reachable?"
+        ) from None
+    if result.returncode != 0:
+        tail = (result.stderr or result.stdout).strip().splitlines()[-5:]
+        raise SandboxError(f"{what} failed (exit {result.returncode}): {' | '.join(tail)}")
+
+
+@contextlib.contextmanager
+def _exclusive_lock() -> Iterator[None]:
+    """A host-wide file lock so two processes never bootstrap the same image at once."""
+    with _LOCK_PATH.open("w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)  # released when the file closes
+        yield

@@ -1,0 +1,353 @@
+"""The ``docker`` backend: the sandbox's instances and HAProxy as containers on one engine.
+
+Everything it creates carries ``cautious.managed=true`` and ``cautious.cluster=<name>`` labels,
+lives on a user-defined bridge network ``cautious-<cluster>`` (instances are reachable by their
+slot name through Docker's DNS), and publishes ports on 127.0.0.1 only. ``teardown`` removes
+what carries the cluster's label and nothing else.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import tarfile
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import docker
+import docker.errors
+import requests.exceptions
+from docker.models.containers import Container
+
+from cautious.backends.base import Instance, InstanceSpec, InstanceState, LbEndpoint
+from cautious.backends.baseimage import ensure_base_image
+from cautious.cluster.lb import FRONTEND_PORT, RUNTIME_PORT, HAProxyRuntime
+from cautious.exceptions import PrerequisiteError, SandboxError
+from cautious.release import LABEL_PREFIX, build_image, managed_labels
+
+__all__ = ["HAPROXY_CONFIG_PATH", "DockerBackend", "connect"]
+
+HAPROXY_CONFIG_PATH = "/usr/local/etc/haproxy/haproxy.cfg"
+_LB_IMAGE = "cautious/haproxy:latest"
+# HAProxy on the same base as the service; a base without haproxy gets it from Debian's mirror.
+_LB_DOCKERFILE = f"""
+ARG BASE_IMAGE
+FROM ${{BASE_IMAGE}}
+RUN command -v /usr/sbin/haproxy >/dev/null 2>&1 || (apt-get update \\
+    && apt-get install -y --no-install-recommends haproxy && rm -rf /var/lib/apt/lists/*)
+RUN mkdir -p {Path(HAPROXY_CONFIG_PATH).parent}
+EXPOSE {FRONTEND_PORT} {RUNTIME_PORT}
+STOPSIGNAL SIGUSR1
+CMD ["/usr/sbin/haproxy", "-db", "-f", "{HAPROXY_CONFIG_PATH}"]
+"""
+_ENGINE_TIMEOUT_S = 120
+_PORT_TIMEOUT_S = 5.0
+_LB_START_TIMEOUT_S = 20.0
+
+
+def connect() -> docker.DockerClient:
+    """A client for the engine at ``DOCKER_HOST`` (or the default socket) that answers."""
+    try:
+        client = docker.from_env(timeout=_ENGINE_TIMEOUT_S)
+        client.ping()
+    except (docker.errors.DockerException, requests.exceptions.RequestException) as exc:
+        where = os.environ.get("DOCKER_HOST", "unix:///var/run/docker.sock")
+        raise PrerequisiteError(
+            f"no Docker engine answers at {where} ({type(exc).__name__}); "
+            "start the engine or set DOCKER_HOST"
+        ) from None
+    return client
+
+
+class DockerBackend:
+    """Instances and the load balancer of one cluster, as labelled containers."""
+
+    name = "docker"
+
+    def __init__(
+        self,
+        cluster: str,
+        *,
+        base_image: str,
+        client: docker.DockerClient | None = None,
+        say: Callable[[str], None] = print,
+    ) -> None:
+        self.cluster = cluster
+        self.base_image = base_image
+        self.client = client or connect()
+        self.say = say
+        self.network_name = f"cautious-{cluster}"
+        self._cluster_label = f"{LABEL_PREFIX}cluster={cluster}"
+
+    # -- instances ---------------------------------------------------------------------------
+
+    def start(self, spec: InstanceSpec) -> Instance:
+        self._remove_if_present(self._container_name(spec.slot))
+        network = self._ensure_network()
+        try:
+            container = self.client.containers.run(
+                spec.release.image,
+                command=list(spec.command) if spec.command else None,
+                name=self._container_name(spec.slot),
+                hostname=spec.slot,
+                detach=True,
+                environment={**spec.env, "CAUTIOUS_INSTANCE": spec.slot},
+                labels=self._labels(
+                    role="instance",
+                    slot=spec.slot,
+                    release=spec.release.label,
+                    digest=spec.release.digest,
+                    port=str(spec.port),
+                ),
+                network=network.name,
+                networking_config={
+                    network.name: self.client.api.create_endpoint_config(aliases=[spec.slot])
+                },
+                ports={f"{spec.port}/tcp": ("127.0.0.1", None)},
+            )
+        except docker.errors.APIError as exc:
+            raise SandboxError(
+                f"could not start {spec.slot} on {spec.release.label}: {exc.explanation or exc}"
+            ) from None
+        return self._describe(self._wait_for_port(container, spec.port))
+
+    def _wait_for_port(self, container: Container, port: int) -> Container:
+        """The published port shows up a moment after the start; poll for it (bounded)."""
+        deadline = time.monotonic() + _PORT_TIMEOUT_S
+        while True:
+            container.reload()
+            if _published_port(container, port) or container.status not in {"created", "running"}:
+                return container
+            if time.monotonic() >= deadline:
+                return container
+            time.sleep(0.05)
+
+    def stop(self, name: str, grace_s: float) -> None:
+        container = self._find(self._container_name(name))
+        if container is None:
+            return
+        try:
+            if container.status in {"running", "paused", "restarting"}:
+                if container.status == "paused":
+                    container.unpause()
+                container.stop(timeout=max(0, round(grace_s)))
+            container.remove(force=True)
+        except docker.errors.NotFound:
+            return
+        except docker.errors.APIError as exc:
+            raise SandboxError(f"could not stop {name}: {exc.explanation or exc}") from None
+
+    def instance(self, name: str) -> Instance:
+        container = self._find(self._container_name(name))
+        if container is None:
+            return Instance(name, "", "", "missing", None, None)
+        return self._describe(container)
+
+    def instances(self) -> list[Instance]:
+        containers = self.client.containers.list(
+            all=True, filters={"label": [self._cluster_label, f"{LABEL_PREFIX}role=instance"]}
+        )
+        described = [self._describe(container) for container in containers]
+        return sorted(described, key=lambda item: _slot_order(item.name))
+
+    def logs(self, name: str, tail: int = 50) -> str:
+        container = self._find(self._container_name(name))
+        if container is None:
+            return ""
+        raw: bytes = container.logs(tail=tail)
+        return raw.decode(errors="replace")
+
+    # -- load balancer -----------------------------------------------------------------------
+
+    def ensure_lb(self, config_text: str) -> LbEndpoint:
+        digest = hashlib.sha256(config_text.encode()).hexdigest()[:16]
+        image_id = self._build_lb_image()
+        name = self._container_name("lb")
+        current = self._find(name)
+        if (
+            current is not None
+            and current.status == "running"
+            and current.labels.get(f"{LABEL_PREFIX}lb-config") == digest
+            and current.image.id == image_id
+        ):
+            return self._lb_endpoint(current)
+        self._remove_if_present(name)
+        network = self._ensure_network()
+        try:
+            container = self.client.containers.create(
+                image_id,
+                name=name,
+                hostname="lb",
+                labels=self._labels(role="lb", **{"lb-config": digest}),
+                network=network.name,
+                ports={
+                    f"{FRONTEND_PORT}/tcp": ("127.0.0.1", None),
+                    f"{RUNTIME_PORT}/tcp": ("127.0.0.1", None),
+                },
+            )
+            container.put_archive(str(Path(HAPROXY_CONFIG_PATH).parent), _tar_of(config_text))
+            container.start()
+        except docker.errors.APIError as exc:
+            raise SandboxError(f"could not start HAProxy: {exc.explanation or exc}") from None
+        return self._wait_for_lb(container)
+
+    def _build_lb_image(self) -> str:
+        base = ensure_base_image(self.client, self.base_image, self.say)
+        return build_image(
+            self.client,
+            "the HAProxy image",
+            fileobj=io.BytesIO(_LB_DOCKERFILE.encode()),
+            buildargs={"BASE_IMAGE": base},
+            tag=_LB_IMAGE,
+            labels=managed_labels(role="lb-image"),
+        )
+
+    def lb(self) -> LbEndpoint | None:
+        container = self._find(self._container_name("lb"))
+        if container is None or container.status != "running":
+            return None
+        return self._lb_endpoint(container)
+
+    def lb_container_name(self) -> str:
+        return self._container_name("lb")
+
+    # -- teardown ----------------------------------------------------------------------------
+
+    def teardown(self) -> list[str]:
+        containers = self.client.containers.list(all=True, filters={"label": self._cluster_label})
+
+        def remove(container: Container) -> str | None:
+            try:
+                container.remove(force=True)
+            except docker.errors.NotFound:
+                return None
+            return f"container {container.name}"
+
+        # In parallel: killing HAProxy alone takes seconds on this engine.
+        with ThreadPoolExecutor(max_workers=max(1, len(containers))) as pool:
+            removed = [name for name in pool.map(remove, containers) if name]
+        for network in self.client.networks.list(filters={"label": self._cluster_label}):
+            network.remove()
+            removed.append(f"network {network.name}")
+        return removed
+
+    # -- helpers -----------------------------------------------------------------------------
+
+    def _labels(self, **extra: str) -> dict[str, str]:
+        return managed_labels(cluster=self.cluster, **extra)
+
+    def _container_name(self, slot: str) -> str:
+        return f"cautious-{self.cluster}-{slot}"
+
+    def _find(self, container_name: str) -> Container | None:
+        try:
+            container: Container = self.client.containers.get(container_name)
+        except docker.errors.NotFound:
+            return None
+        if container.labels.get(f"{LABEL_PREFIX}cluster") != self.cluster:
+            raise SandboxError(
+                f"container {container_name} exists but was not created by Cautious for "
+                f"cluster {self.cluster!r}; remove or rename it yourself"
+            )
+        return container
+
+    def _remove_if_present(self, container_name: str) -> None:
+        container = self._find(container_name)
+        if container is not None:
+            container.remove(force=True)
+
+    def _ensure_network(self) -> Any:
+        for network in self.client.networks.list(names=[self.network_name]):
+            if network.name == self.network_name:
+                return network
+        return self.client.networks.create(
+            self.network_name, driver="bridge", labels=self._labels(role="network")
+        )
+
+    def _describe(self, container: Container) -> Instance:
+        labels = container.labels
+        slot = labels.get(f"{LABEL_PREFIX}slot", container.name)
+        port = int(labels.get(f"{LABEL_PREFIX}port", "0"))
+        state = container.attrs.get("State", {})
+        ip = (
+            container.attrs.get("NetworkSettings", {})
+            .get("Networks", {})
+            .get(self.network_name, {})
+            .get("IPAddress")
+        )
+        return Instance(
+            name=slot,
+            release=labels.get(f"{LABEL_PREFIX}release", ""),
+            digest=labels.get(f"{LABEL_PREFIX}digest", ""),
+            state=_state_of(container.status),
+            lb_address=(ip, port) if ip else None,
+            local_url=_published_url(container, port),
+            exit_code=state.get("ExitCode") if container.status == "exited" else None,
+        )
+
+    def _lb_endpoint(self, container: Container) -> LbEndpoint:
+        front = _published_port(container, FRONTEND_PORT)
+        runtime = _published_port(container, RUNTIME_PORT)
+        if front is None or runtime is None:
+            raise SandboxError(f"HAProxy container {container.name} publishes no ports")
+        return LbEndpoint(
+            url=f"http://127.0.0.1:{front}", runtime_host="127.0.0.1", runtime_port=runtime
+        )
+
+    def _wait_for_lb(self, container: Container) -> LbEndpoint:
+        """Wait (bounded) until HAProxy's runtime API answers, or report why it died."""
+        container.reload()
+        if container.status != "running":
+            output = container.logs(tail=20).decode(errors="replace").strip()
+            raise SandboxError(f"HAProxy did not start: {output[-500:]}")
+        endpoint = self._lb_endpoint(container)
+        runtime = HAProxyRuntime(endpoint.runtime_host, endpoint.runtime_port)
+        try:
+            runtime.wait_answering(timeout_s=_LB_START_TIMEOUT_S)
+        except SandboxError:
+            output = container.logs(tail=20).decode(errors="replace").strip()
+            raise SandboxError(f"HAProxy's runtime API never answered: {output[-500:]}") from None
+        return endpoint
+
+
+def _state_of(status: str) -> InstanceState:
+    if status == "running":
+        return "running"
+    if status == "paused":
+        return "paused"
+    if status in {"created", "restarting"}:
+        return "starting"
+    return "exited"
+
+
+def _published_port(container: Container, port: int) -> int | None:
+    bindings = container.attrs.get("NetworkSettings", {}).get("Ports", {}) or {}
+    for binding in bindings.get(f"{port}/tcp") or []:
+        if binding.get("HostPort"):
+            return int(binding["HostPort"])
+    return None
+
+
+def _published_url(container: Container, port: int) -> str | None:
+    host_port = _published_port(container, port)
+    return f"http://127.0.0.1:{host_port}" if host_port else None
+
+
+def _slot_order(name: str) -> tuple[str, int]:
+    stem, _, number = name.rpartition("-")
+    return (stem, int(number)) if number.isdigit() else (name, 0)
+
+
+def _tar_of(config_text: str) -> bytes:
+    buffer = io.BytesIO()
+    data = config_text.encode()
+    with tarfile.open(fileobj=buffer, mode="w") as archive:
+        info = tarfile.TarInfo(Path(HAPROXY_CONFIG_PATH).name)
+        info.size = len(data)
+        info.mode = 0o644
+        archive.addfile(info, io.BytesIO(data))
+    return buffer.getvalue()

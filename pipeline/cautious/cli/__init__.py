@@ -1,0 +1,1 @@
+"""The command line: Invoke tasks (``invoke deploy``), the ``cautious`` program, the console."""

@@ -1,0 +1,500 @@
+"""The Invoke tasks: the command line contract of DESIGN.md.
+
+Tasks stay thin: parse flags, load the configuration (flags on top), call the library, print.
+Every deliberate error (``CautiousError``) becomes one line on stderr and its exit code —
+2 for bad input, 1 for a failure — never a traceback.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from invoke.collection import Collection
+from invoke.context import Context
+from invoke.exceptions import Exit
+from invoke.tasks import task
+from rich.status import Status
+from rich.table import Table
+
+from cautious.cli.chaos_tasks import chaos_ns, gameday
+from cautious.cli.terminal import clean_errors, console
+from cautious.cluster.sandbox import Sandbox, SandboxStatus
+from cautious.config import Config, load_config
+from cautious.deploy import DeployPipeline, Prepared, RolloutHook
+from cautious.exceptions import ConfigError, SandboxError, UsageError
+from cautious.measure.claims import claim_label, format_figure, format_target
+from cautious.measure.session import Measured, default_report_dir, measured_load, measured_rollout
+from cautious.report.document import render_from_json
+from cautious.rollout.journal import Journal, StartupStats, startup_stats
+from cautious.rollout.runner import RolloutResult
+
+__all__ = ["ns"]
+
+
+PYTEST_NO_TESTS = 5
+
+
+def _whole_number(flag: str, value: str | int | None) -> int | None:
+    """Flags arrive as text; a non-number is bad input (exit 2), not a parser crash."""
+    if value is None:
+        return None
+    try:
+        return int(value)
+    except ValueError:
+        raise ConfigError(f"{flag} takes a whole number, not {value!r}") from None
+
+
+def _load(config: str | None, **overrides: Any) -> Config:
+    return load_config(config, overrides)
+
+
+def _say(message: str) -> None:
+    console.print(f"[dim]{message}[/dim]")
+
+
+_live: list[Status] = []  # the spinner of the running stage, for progress lines
+_PLAIN_PROGRESS_EVERY_S = 5.0
+_last_plain_progress = [0.0]
+
+
+@contextmanager
+def _stage(name: str) -> Iterator[None]:
+    """Show a spinner while a stage runs, then its duration (✗ when it raised)."""
+    started = time.monotonic()
+    with console.status(f"{name} …") as status:
+        _live.append(status)
+        try:
+            yield
+        except UsageError:
+            raise  # bad input: the one line that says what to fix is enough
+        except BaseException:
+            console.print(f"[red]✗[/red] {name} [dim]({time.monotonic() - started:.1f} s)[/dim]")
+            raise
+        finally:
+            _live.pop()
+    console.print(f"[green]✓[/green] {name} [dim]({time.monotonic() - started:.1f} s)[/dim]")
+
+
+def _progress(line: str) -> None:
+    """A live progress line: in the spinner on a terminal, every few seconds in a CI log."""
+    if console.is_terminal and _live:
+        _live[-1].update(line)
+    elif time.monotonic() - _last_plain_progress[0] >= _PLAIN_PROGRESS_EVERY_S:
+        _last_plain_progress[0] = time.monotonic()
+        console.print(f"[dim]{line}[/dim]")
+
+
+# -- configuration -----------------------------------------------------------------------------
+
+
+@task(help={"config": "path to cautious.yaml (default: $CAUTIOUS_CONFIG or ./cautious.yaml)"})
+@clean_errors
+def config(c: Context, config: str | None = None) -> None:
+    """Print the effective configuration (file, then flags) as YAML."""
+    import yaml
+
+    effective = _load(config).model_dump(mode="json")
+    print(yaml.safe_dump(effective, sort_keys=False), end="")
+
+
+# -- build ---------------------------------------------------------------------------------------
+
+
+@task(
+    help={
+        "release": "a release declared in cautious.yaml (default: the working tree, by git sha)",
+        "config": "path to cautious.yaml",
+    }
+)
+@clean_errors
+def build(c: Context, release: str | None = None, config: str | None = None) -> None:
+    """Build a release image; print its label and digest."""
+    sandbox = Sandbox(_load(config), say=_say)
+    with _stage(f"build {release or 'working tree'}"):
+        if release is not None:
+            built = sandbox.release(release, rebuild=True)
+        else:
+            built = sandbox.working_tree_release()
+    print(f"{built.label} {built.digest}")
+
+
+# -- sandbox -------------------------------------------------------------------------------------
+
+
+@task(
+    help={
+        "instances": "how many instances (default: cluster.instances)",
+        "release": "release for new instances (default: the running one, else the first declared)",
+        "config": "path to cautious.yaml",
+    }
+)
+@clean_errors
+def up(
+    c: Context, instances: str | None = None, release: str | None = None, config: str | None = None
+) -> None:
+    """Start the sandbox cluster (idempotent): HAProxy plus N instances of a release."""
+    count = _whole_number("--instances", instances)
+    cfg = _load(config, **{"cluster.instances": count})
+    sandbox = Sandbox(cfg, say=_say)
+    with _stage(f"sandbox {cfg.cluster.name} up ({cfg.cluster.instances} instances)"):
+        status = sandbox.up(cfg.cluster.instances, release)
+    _print_status(status)
+
+
+@task(help={"json": "machine-readable output", "config": "path to cautious.yaml"})
+@clean_errors
+def status(c: Context, json_: bool = False, config: str | None = None) -> None:
+    """Instances, release, state, health, LB state and addresses; the cluster's lb_url."""
+    current = Sandbox(_load(config), say=_say).status()
+    if json_:
+        print(json.dumps(current.to_dict(), indent=2))
+    else:
+        _print_status(current)
+
+
+@task(help={"config": "path to cautious.yaml"})
+@clean_errors
+def down(c: Context, config: str | None = None) -> None:
+    """Remove exactly what the sandbox created (containers, network)."""
+    removed = Sandbox(_load(config), say=_say).down()
+    for item in removed:
+        _say(f"removed {item}")
+    console.print(f"sandbox down: {len(removed)} object(s) removed")
+
+
+# -- deploy, rollback, history -----------------------------------------------------------------
+
+
+_REPORT_HELP = "report folder (default: <reports_dir>/<timestamp>-<command>)"
+_CLAIM_HELP = "override a claim, NAME=VALUE (repeatable), e.g. --claim p99_ms=200"
+
+
+@task(
+    iterable=["claim"],
+    help={
+        "release": "a release declared in cautious.yaml (default: build the working tree)",
+        "strategy": "rolling | stop-and-go | blue-green | canary (default: rollout.strategy)",
+        "dry_run": "print the plan and change nothing",
+        "report_dir": _REPORT_HELP,
+        "claim": _CLAIM_HELP,
+        "config": "path to cautious.yaml",
+    },
+)
+@clean_errors
+def deploy(
+    c: Context,
+    release: str | None = None,
+    strategy: str | None = None,
+    dry_run: bool = False,
+    report_dir: str | None = None,
+    claim: list[str] | None = None,
+    config: str | None = None,
+) -> None:
+    """test → build → rollout under load → claims → report. Exit 1 on a failed claim or rollback."""
+    cfg = _load(config, **{"rollout.strategy": strategy}, **_claim_overrides(claim))
+    pipeline = DeployPipeline(cfg, say=_say, stage=_stage)
+    if dry_run:
+        plan = pipeline.dry_run()
+        console.print(f"plan: {plan.strategy} over {', '.join(plan.current)}")
+        for line in plan.describe():
+            print(line)
+        return
+    folder = Path(report_dir) if report_dir else default_report_dir(cfg, "deploy")
+    measured = _measuring(pipeline, folder, "deploy")
+    _finish(pipeline.deploy(release, rollout=measured.hook), measured.result)
+
+
+@task(help={"report_dir": _REPORT_HELP, "config": "path to cautious.yaml"})
+@clean_errors
+def rollback(c: Context, report_dir: str | None = None, config: str | None = None) -> None:
+    """Roll the cluster back (under load, measured) to the release it ran before."""
+    cfg = _load(config)
+    pipeline = DeployPipeline(cfg, say=_say, stage=_stage)
+    folder = Path(report_dir) if report_dir else default_report_dir(cfg, "rollback")
+    measured = _measuring(pipeline, folder, "rollback")
+    _finish(pipeline.rollback(rollout=measured.hook), measured.result)
+
+
+@task(
+    iterable=["claim"],
+    help={
+        "url": "any HTTP server on loopback (default: the sandbox's lb_url)",
+        "rate": "target requests per second (default: load.rate)",
+        "duration": "seconds of load",
+        "report_dir": _REPORT_HELP,
+        "claim": _CLAIM_HELP,
+        "config": "path to cautious.yaml",
+    },
+)
+@clean_errors
+def load(
+    c: Context,
+    url: str | None = None,
+    rate: str | None = None,
+    duration: str = "30",
+    report_dir: str | None = None,
+    claim: list[str] | None = None,
+    config: str | None = None,
+) -> None:
+    """Load any loopback URL, measure availability, judge the claims, write the report."""
+    cfg = _load(config, **{"load.rate": _number("--rate", rate)}, **_claim_overrides(claim))
+    seconds = _number("--duration", duration)
+    if seconds is None or seconds <= 0:
+        raise ConfigError(f"--duration takes a positive number of seconds, not {duration!r}")
+    target = url or Sandbox(cfg, say=_say).status().lb_url
+    if target is None:
+        raise ConfigError("no --url given and the sandbox is not running; pass --url")
+    folder = Path(report_dir) if report_dir else default_report_dir(cfg, "load")
+    with _stage(f"load {target} at {cfg.load.rate:g} req/s for {seconds:g} s"):
+        measured = measured_load(cfg, target, cfg.load.rate, seconds, folder, progress=_progress)
+    _verdict(measured)
+
+
+@task(help={"path": "a report.json, or the folder holding it"})
+@clean_errors
+def report(c: Context, path: str) -> None:
+    """Re-render report.md, junit.xml and report.html from a report.json."""
+    paths = render_from_json(path)
+    for written in (paths.markdown, paths.junit, paths.html):
+        print(written)
+
+
+@task(help={"results_dir": "where bench-<timestamp>.json goes (default: bench/results)"})
+@clean_errors
+def bench(c: Context, results_dir: str = "bench/results") -> None:
+    """Benchmarks: achieved vs target load rate, and the measurement's own overhead."""
+    from cautious.bench import render_bench, run_bench
+
+    with _stage("bench (about a minute)"):
+        result = run_bench(results_dir=results_dir)
+    print(render_bench(result))
+
+
+@dataclass
+class _Measuring:
+    """The deploy's rollout hook, keeping the measurement it made."""
+
+    hook: RolloutHook
+    result: Measured | None = None
+
+
+def _measuring(pipeline: DeployPipeline, folder: Path, command: str) -> _Measuring:
+    state = _Measuring(hook=pipeline.run_rollout)
+
+    def hook(prepared: Prepared, kind: str) -> RolloutResult:
+        url = pipeline.sandbox.status().lb_url
+        if url is None:
+            raise SandboxError("the sandbox has no load balancer to send load through")
+        result, state.result = measured_rollout(
+            pipeline.config,
+            url,
+            folder,
+            lambda on_step: pipeline.run_rollout(prepared, kind, on_step=on_step),
+            command=command,
+            progress=_progress,
+        )
+        return result
+
+    state.hook = hook
+    return state
+
+
+def _claim_overrides(claims: list[str] | None) -> dict[str, Any]:
+    overrides: dict[str, Any] = {}
+    for item in claims or []:
+        name, separator, value = item.partition("=")
+        if not separator or not name:
+            raise ConfigError(f"--claim takes NAME=VALUE (e.g. success_ratio=0.999), not {item!r}")
+        overrides[f"claims.{name.strip()}"] = value.strip()
+    return overrides
+
+
+def _number(flag: str, value: str | None) -> float | None:
+    if value is None:
+        return None
+    try:
+        return float(value)
+    except ValueError:
+        raise ConfigError(f"{flag} takes a number, not {value!r}") from None
+
+
+def _verdict(measured: Measured) -> None:
+    table = Table(title=f"verdict: {measured.verdict}")
+    for column in ("claim", "target", "measured", "verdict"):
+        table.add_column(column)
+    style = {"pass": "green", "fail": "red"}
+    for result in measured.claims:
+        colour = style.get(result.verdict, "yellow")
+        table.add_row(
+            claim_label(result.name),
+            format_target(result.name, result.target),
+            format_figure(result.name, result.measured),
+            f"[{colour}]{result.verdict}[/{colour}]",
+        )
+    console.print(table)
+    availability = measured.report["availability"]
+    console.print(
+        f"requests {availability['sent']} sent, {availability['failed']} failed, "
+        f"{availability['missing']} missing; longest error window "
+        f"{availability['longest_error_window_s']} s"
+    )
+    console.print(f"report: {measured.paths.json.parent}")
+    if not measured.passed:
+        reason = measured.report.get("verdict_reason") or "claims did not pass"
+        raise Exit(f"cautious: verdict {measured.verdict}: {reason}", code=1)
+
+
+def _finish(result: RolloutResult | None, measured: Measured | None = None) -> None:
+    if result is None:
+        return
+    console.print(
+        f"rollout {result.id}: [bold]{result.outcome}[/bold] "
+        f"({result.from_release.label} → {result.to_release.label}, "
+        f"{result.ended - result.started:.1f} s)"
+    )
+    for item in result.instances:
+        _say(f"{item['name']}: {item['release']} ({item['state']})")
+    if result.longest_without_capacity_s > 0:
+        console.print(
+            f"[yellow]outage:[/yellow] no instance was in rotation for "
+            f"{result.longest_without_capacity_s:.1f} s"
+        )
+    if not result.succeeded:
+        if measured is not None:
+            console.print(f"report: {measured.paths.json.parent}")
+        raise Exit(f"cautious: rollout {result.outcome}: {result.reason}", code=1)
+    if measured is not None:
+        _verdict(measured)
+
+
+@task(
+    help={
+        "json": "machine-readable output",
+        "startup": "the distribution of instance start-up times across rollouts",
+        "config": "path to cautious.yaml",
+    }
+)
+@clean_errors
+def history(
+    c: Context, json_: bool = False, startup: bool = False, config: str | None = None
+) -> None:
+    """The journal: every rollout, who, what, outcome (or start-up time statistics)."""
+    cfg = _load(config)
+    journal = Journal(cfg.path(cfg.state_dir), cfg.cluster.name)
+    rollouts = journal.rollouts()
+    if startup:
+        _print_startup(startup_stats(rollouts), cfg.rollout.ready_timeout_s, json_)
+        return
+    rows = [record.summary() for record in rollouts]
+    if json_:
+        print(json.dumps(rows, indent=2))
+        return
+    table = Table(title=f"rollouts on {cfg.cluster.name}")
+    for column in ("id", "who", "kind", "strategy", "from → to", "outcome", "s"):
+        table.add_column(column, no_wrap=True)
+    table.add_column("reason", overflow="fold")
+    for row in rows:
+        table.add_row(
+            row["id"],
+            row["who"],
+            row["kind"],
+            row["strategy"],
+            f"{row['from']} → {row['to']}",
+            row["outcome"],
+            str(row["duration_s"] or ""),
+            row["reason"][:80],
+        )
+    console.print(table)
+
+
+def _print_startup(stats: list[StartupStats], deadline_s: float, as_json: bool) -> None:
+    if as_json:
+        print(json.dumps([asdict(item) for item in stats], indent=2))
+        return
+    table = Table(title="time to ready, per release (s)")
+    for column in ("release", "count", "min", "median", "p90", "p99", "max"):
+        table.add_column(column)
+    for item in stats:
+        table.add_row(
+            item.release,
+            str(item.count),
+            *(
+                f"{value:.2f}"
+                for value in (item.min_s, item.median_s, item.p90_s, item.p99_s, item.max_s)
+            ),
+        )
+        if item.p99_s > 0.5 * deadline_s or item.max_s > 0.8 * deadline_s:
+            console.print(
+                f"[yellow]warning:[/yellow] {item.release}: the start-up tail "
+                f"(p99 {item.p99_s:.1f} s, max {item.max_s:.1f} s) is long against the "
+                f"{deadline_s:g} s readiness deadline; slow starters will fail rollouts"
+            )
+    console.print(table)
+
+
+def _print_status(current: SandboxStatus) -> None:
+    table = Table(title=f"cluster {current.cluster} ({current.backend})")
+    for column in ("instance", "release", "state", "health", "LB", "weight", "address"):
+        table.add_column(column)
+    for row in current.instances:
+        table.add_row(
+            row.name,
+            row.release,
+            row.state,
+            row.health,
+            row.lb_state,
+            str(row.lb_weight),
+            row.address,
+        )
+    console.print(table)
+    console.print(f"lb_url: {current.lb_url or '(no load balancer running)'}")
+
+
+# -- tests ---------------------------------------------------------------------------------------
+
+
+@task(
+    help={
+        "k": "only tests matching this pytest -k expression",
+        "unit": "only the unit tests (no Docker, seconds)",
+    }
+)
+def test(c: Context, k: str | None = None, unit: bool = False) -> None:
+    """Run the test suite (unit, integration, Docker, sample service)."""
+    paths = "tests/unit" if unit else ""
+    selection = f"-k {json.dumps(k)}" if k else ""
+    result = c.run(
+        f"{sys.executable} -m pytest {paths} {selection}".strip(),
+        warn=True,
+        pty=False,
+        in_stream=False,
+    )
+    code = result.exited if result is not None else 1
+    if code == PYTEST_NO_TESTS:
+        raise Exit("cautious: pytest collected no tests; check the -k expression", code=1)
+    if code:
+        raise Exit(code=code)
+
+
+sandbox_tasks = Collection("sandbox", up, status, down)
+ns = Collection(
+    config,
+    build,
+    deploy,
+    rollback,
+    history,
+    load,
+    report,
+    bench,
+    gameday,
+    test,
+    sandbox_tasks,
+    chaos_ns,
+)

@@ -1,0 +1,218 @@
+"""The sandbox: a miniature production of N instances behind HAProxy, on one backend.
+
+``up`` is idempotent — it builds what is missing, starts the load balancer, fills empty slots
+with the requested release (each brought in carefully, see ``operations``) and stops extras;
+it never changes the release of a running instance (that is a rollout's job). ``status``
+joins what the backend and the load balancer each say; ``down`` removes exactly what was made.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import docker.errors
+
+from cautious.backends import Backend, Instance, InstanceSpec, make_backend
+from cautious.backends.docker import DockerBackend
+from cautious.cluster.health import probe
+from cautious.cluster.lb import HAProxyRuntime, render_haproxy_config, slot_names
+from cautious.config import Config
+from cautious.exceptions import ConfigError, SandboxError, UsageError
+from cautious.release import Release, build_release, find_release, git_revision
+from cautious.rollout.operations import retire_instance, start_instance
+
+__all__ = ["InstanceStatus", "Sandbox", "SandboxStatus"]
+
+
+@dataclass(frozen=True)
+class InstanceStatus:
+    """One instance as the backend and the load balancer see it."""
+
+    name: str
+    release: str
+    digest: str
+    state: str
+    health: str  # ready | not-ready | unknown
+    lb_state: str  # the LB's status for the slot (UP, DRAIN, MAINT, DOWN …)
+    lb_weight: int
+    address: str
+    local_url: str
+
+
+@dataclass(frozen=True)
+class SandboxStatus:
+    """The cluster now: its front door and its instances."""
+
+    cluster: str
+    backend: str
+    lb_url: str | None
+    runtime_api: str | None
+    instances: list[InstanceStatus]
+
+    @property
+    def releases(self) -> set[str]:
+        return {instance.release for instance in self.instances}
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+class Sandbox:
+    """One cluster of the configured service."""
+
+    def __init__(
+        self,
+        config: Config,
+        backend: Backend | None = None,
+        say: Callable[[str], None] = print,
+    ) -> None:
+        self.config = config
+        self.say = say
+        self.backend = backend or make_backend(config, say)
+
+    # -- release and load balancer --------------------------------------------------------------
+
+    def release(self, label: str, *, rebuild: bool = False) -> Release:
+        """The named release's image, built when missing (or when ``rebuild`` asks for it)."""
+        self.config.release(label)  # unknown names are a ConfigError before any work
+        client = self._docker().client
+        existing = None if rebuild else find_release(client, self.config, label)
+        return existing or build_release(client, self.config, label, say=self.say)
+
+    def release_by_digest(self, label: str, digest: str) -> Release:
+        """Exactly the image a journal names, even if the label was rebuilt since."""
+        client = self._docker().client
+        try:
+            client.images.get(digest)
+        except docker.errors.ImageNotFound:
+            raise SandboxError(
+                f"the image of release {label} ({digest[:19]}) is gone from the engine; "
+                f"rebuild it with `invoke build --release {label}`"
+            ) from None
+        return Release(label=label, image=digest, digest=digest)
+
+    def working_tree_release(self) -> Release:
+        """The working tree built as a release labelled with its git revision."""
+        label = f"git-{git_revision(self.config.root) or 'unversioned'}"
+        return build_release(self._docker().client, self.config, label, env={}, say=self.say)
+
+    def _docker(self) -> DockerBackend:
+        if not isinstance(self.backend, DockerBackend):
+            raise SandboxError(f"the {self.backend.name} backend cannot build or find images")
+        return self.backend
+
+    def runtime(self) -> HAProxyRuntime:
+        """The runtime API client of the running load balancer."""
+        endpoint = self.backend.lb()
+        if endpoint is None:
+            raise SandboxError(
+                f"cluster {self.config.cluster.name!r} has no load balancer running; "
+                "run `invoke sandbox.up` first"
+            )
+        return HAProxyRuntime(endpoint.runtime_host, endpoint.runtime_port)
+
+    # -- up / status / down ------------------------------------------------------------------
+
+    def up(self, instances: int | None = None, release: str | None = None) -> SandboxStatus:
+        """Make the cluster run ``instances`` copies; start missing ones on ``release``."""
+        count = instances or self.config.cluster.instances
+        running = [item for item in self.backend.instances() if item.state == "running"]
+        label = self._release_for_up(release, running)
+        target = self.release(label)
+        self.backend.ensure_lb(render_haproxy_config(self.config))
+        runtime = self.runtime()
+        for dead in (item for item in self.backend.instances() if item.state != "running"):
+            self.backend.stop(dead.name, grace_s=0)
+        for extra in running[count:]:
+            self.say(f"{extra.name}: stopping (cluster scaled to {count})")
+            retire_instance(
+                self.backend,
+                runtime,
+                extra.name,
+                drain_timeout_s=self.config.rollout.drain_timeout_s,
+                grace_s=self.config.rollout.stop_grace_s,
+            )
+        taken = {item.name for item in running[:count]}
+        free = [slot for slot in slot_names(self.config.service.name) if slot not in taken]
+        for slot in free[: count - len(taken)]:
+            started = start_instance(
+                self.backend,
+                runtime,
+                self.spec(slot, target),
+                health_path=self.config.service.health_path,
+                ready_timeout_s=self.config.rollout.ready_timeout_s,
+            )
+            self.say(f"{slot}: {label} ready in {started.ready_s:.1f} s")
+        return self.status()
+
+    def spec(self, slot: str, release: Release) -> InstanceSpec:
+        """How to start ``release`` in ``slot`` (the environment is baked into the image)."""
+        service = self.config.service
+        return InstanceSpec(slot=slot, release=release, port=service.port, command=service.command)
+
+    def status(self) -> SandboxStatus:
+        endpoint = self.backend.lb()
+        stats = {}
+        if endpoint is not None:
+            stats = HAProxyRuntime(endpoint.runtime_host, endpoint.runtime_port).stats()
+        rows = []
+        for item in self.backend.instances():
+            lb_row = stats.get(item.name)
+            rows.append(
+                InstanceStatus(
+                    name=item.name,
+                    release=item.release,
+                    digest=item.digest,
+                    state=item.state,
+                    health=self._health(item),
+                    lb_state=lb_row.status if lb_row else "absent",
+                    lb_weight=lb_row.weight if lb_row else 0,
+                    address=":".join(map(str, item.lb_address)) if item.lb_address else "",
+                    local_url=item.local_url or "",
+                )
+            )
+        return SandboxStatus(
+            cluster=self.config.cluster.name,
+            backend=self.backend.name,
+            lb_url=endpoint.url if endpoint else None,
+            runtime_api=f"{endpoint.runtime_host}:{endpoint.runtime_port}" if endpoint else None,
+            instances=rows,
+        )
+
+    def down(self) -> list[str]:
+        """Remove every container and network of this cluster (images stay as a cache)."""
+        return self.backend.teardown()
+
+    # -- helpers -----------------------------------------------------------------------------
+
+    def _release_for_up(self, requested: str | None, running: list[Instance]) -> str:
+        current = sorted({item.release for item in running})
+        if requested is not None:
+            self.config.release(requested)
+            if current and current != [requested]:
+                raise UsageError(
+                    f"cluster {self.config.cluster.name!r} runs {', '.join(current)}; "
+                    f"sandbox.up does not change releases — use `invoke deploy --release "
+                    f"{requested}` (or `invoke sandbox.down` first)"
+                )
+            return requested
+        if len(current) == 1:
+            return current[0]
+        if len(current) > 1:
+            raise UsageError(
+                f"cluster {self.config.cluster.name!r} runs several releases "
+                f"({', '.join(current)}); pass --release to choose one"
+            )
+        if not self.config.releases:
+            raise ConfigError(
+                "no releases declared under 'releases'; declare one or pass --release"
+            )
+        return next(iter(self.config.releases))
+
+    def _health(self, item: Instance) -> str:
+        if item.state != "running" or item.local_url is None:
+            return "unknown"
+        status = probe(item.local_url + self.config.service.health_path, timeout_s=0.5)
+        return "ready" if status == 200 else "not-ready"

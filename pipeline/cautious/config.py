@@ -1,0 +1,278 @@
+"""The one typed schema for ``cautious.yaml``, and how flags go on top of it.
+
+Every value the product uses passes through :func:`load_config`, so a wrong value is caught
+before anything touches the world, and the error names the key path, the bad value and what is
+allowed (``ConfigError``, exit code 2).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from cautious.exceptions import ConfigError
+
+__all__ = [
+    "CONFIG_ENV_VAR",
+    "DEFAULT_CONFIG_NAME",
+    "BackendName",
+    "ClaimsConfig",
+    "ClusterConfig",
+    "Config",
+    "LbConfig",
+    "LoadConfig",
+    "ReleaseConfig",
+    "RolloutConfig",
+    "ServiceConfig",
+    "StrategyName",
+    "find_config_path",
+    "load_config",
+]
+
+CONFIG_ENV_VAR = "CAUTIOUS_CONFIG"
+DEFAULT_CONFIG_NAME = "cautious.yaml"
+
+BackendName = Literal["docker"]
+StrategyName = Literal["rolling", "stop-and-go", "blue-green", "canary"]
+_NAME_PATTERN = r"^[a-z0-9][a-z0-9-]{0,39}$"
+
+
+class _Section(BaseModel):
+    """Unknown keys are errors (a typo must not silently fall back to a default)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ServiceConfig(_Section):
+    """What is deployed: how to build it, how to run it, how to tell it is ready."""
+
+    name: str = Field("sample", pattern=_NAME_PATTERN)
+    context: Path = Path("sandbox/app")
+    dockerfile: str = "Dockerfile"
+    port: int = Field(8000, ge=1, le=65535)
+    health_path: str = Field("/ready", pattern=r"^/")
+    env: dict[str, str] = Field(default_factory=dict)
+    command: list[str] | None = None
+    test_command: str | None = None
+    base_image: str = "cautious/base:bookworm"
+
+
+class ReleaseConfig(_Section):
+    """A named release: the service built with this environment overlay."""
+
+    description: str = ""
+    env: dict[str, str] = Field(default_factory=dict)
+
+
+class ClusterConfig(_Section):
+    """The instances of one service behind one load balancer."""
+
+    name: str = Field("sandbox", pattern=_NAME_PATTERN)
+    backend: BackendName = "docker"
+    instances: int = Field(3, ge=1, le=16)
+
+
+class LbConfig(_Section):
+    """HAProxy's health checks and timeouts for the sandbox."""
+
+    check_interval_ms: int = Field(500, ge=100, le=60_000)
+    rise: int = Field(2, ge=1, le=10)
+    fall: int = Field(2, ge=1, le=10)
+    timeout_connect_ms: int = Field(2_000, ge=100)
+    timeout_client_ms: int = Field(30_000, ge=100)
+    timeout_server_ms: int = Field(30_000, ge=100)
+    retries: int = Field(1, ge=0, le=5)
+    redispatch: bool = True
+
+
+class RolloutConfig(_Section):
+    """How a rollout moves the cluster, and the deadlines of its gates."""
+
+    strategy: StrategyName = "rolling"
+    batch_size: int = Field(1, ge=1)
+    max_unavailable: int = Field(1, ge=1)
+    drain_timeout_s: float = Field(10.0, gt=0, le=600)
+    ready_timeout_s: float = Field(30.0, gt=0, le=1_800)
+    stop_grace_s: float = Field(10.0, ge=0, le=600)
+    bake_s: float = Field(2.0, ge=0, le=3_600)
+    bake_max_error_ratio: float | None = Field(None, ge=0, le=1)
+    canary_instances: int = Field(1, ge=1)
+    canary_steps: list[int] = Field(default_factory=lambda: [5, 25, 50, 100])
+    canary_max_error_ratio: float = Field(0.02, ge=0, le=1)
+    canary_min_requests: int = Field(30, ge=1)
+
+    @field_validator("canary_steps")
+    @classmethod
+    def _steps_increase_to_100(cls, steps: list[int]) -> list[int]:
+        if not steps or steps != sorted(set(steps)) or steps[0] <= 0 or steps[-1] != 100:
+            raise ValueError("must be increasing percentages ending at 100, e.g. [5, 25, 50, 100]")
+        return steps
+
+
+class LoadConfig(_Section):
+    """The load Locust drives during a rollout."""
+
+    locustfile: Path = Path("sandbox/locustfile.py")
+    rate: float = Field(100.0, gt=0, le=10_000)
+    users: int = Field(50, ge=1, le=5_000)
+    timeout_s: float = Field(2.0, gt=0, le=60)
+    warmup_s: float = Field(5.0, ge=0, le=600)
+    tail_s: float = Field(5.0, ge=0, le=600)
+
+
+class ClaimsConfig(_Section):
+    """Availability statements to verify; ``null`` switches one off."""
+
+    success_ratio: float | None = Field(0.999, ge=0, le=1)
+    longest_error_window_s: float | None = Field(1.0, ge=0)
+    p99_ms: float | None = Field(300.0, gt=0)
+    failed_requests: int | None = Field(None, ge=0)
+    min_requests: int = Field(100, ge=1)
+
+
+class Config(_Section):
+    """The whole of ``cautious.yaml``."""
+
+    service: ServiceConfig = Field(default_factory=ServiceConfig)
+    releases: dict[str, ReleaseConfig] = Field(default_factory=dict)
+    cluster: ClusterConfig = Field(default_factory=ClusterConfig)
+    lb: LbConfig = Field(default_factory=LbConfig)
+    rollout: RolloutConfig = Field(default_factory=RolloutConfig)
+    load: LoadConfig = Field(default_factory=LoadConfig)
+    claims: ClaimsConfig = Field(default_factory=ClaimsConfig)
+    state_dir: Path = Path(".cautious")
+    reports_dir: Path = Path("reports")
+    root: Path = Field(Path("."), exclude=True, description="folder relative paths start from")
+
+    @field_validator("releases")
+    @classmethod
+    def _release_names_are_tags(
+        cls, releases: dict[str, ReleaseConfig]
+    ) -> dict[str, ReleaseConfig]:
+        for name in releases:
+            if not re.fullmatch(r"[a-z0-9][a-z0-9._-]{0,63}", name):
+                raise ValueError(
+                    f"release name {name!r} must be lowercase letters, digits, '.', '_' or '-'"
+                )
+        return releases
+
+    def path(self, relative: Path) -> Path:
+        """A configured path, resolved against the config file's folder."""
+        return relative if relative.is_absolute() else (self.root / relative).resolve()
+
+    def release(self, name: str) -> ReleaseConfig:
+        """The named release, or a ConfigError listing the known ones."""
+        try:
+            return self.releases[name]
+        except KeyError:
+            known = ", ".join(sorted(self.releases)) or "none declared"
+            raise ConfigError(
+                f"release {name!r} is not declared under 'releases' (known: {known})"
+            ) from None
+
+    def release_env(self, name: str) -> dict[str, str]:
+        """The environment a release runs with: service env, then the release's overlay."""
+        return {**self.service.env, **self.release(name).env}
+
+
+def find_config_path(explicit: str | os.PathLike[str] | None = None) -> Path:
+    """``--config`` first, then ``$CAUTIOUS_CONFIG``, then ``./cautious.yaml``."""
+    if explicit:
+        chosen, origin = Path(explicit), "--config"
+    elif os.environ.get(CONFIG_ENV_VAR):
+        chosen, origin = Path(os.environ[CONFIG_ENV_VAR]), CONFIG_ENV_VAR
+    else:
+        chosen, origin = Path(DEFAULT_CONFIG_NAME), "the current folder"
+    if not chosen.is_file():
+        raise ConfigError(
+            f"no configuration file at {chosen} (from {origin}); "
+            f"create {DEFAULT_CONFIG_NAME} or point --config / {CONFIG_ENV_VAR} at one"
+        )
+    return chosen.resolve()
+
+
+def load_config(
+    path: str | os.PathLike[str] | None = None,
+    overrides: Mapping[str, Any] | None = None,
+) -> Config:
+    """Read, merge flag overrides (dotted keys, ``None`` = not given) and validate.
+
+    Overrides are merged into the raw document *before* validation, so a bad flag is reported
+    with the same key path as a bad line in the file.
+    """
+    config_path = find_config_path(path)
+    raw = _read_yaml(config_path)
+    flags = {key: value for key, value in (overrides or {}).items() if value is not None}
+    for dotted, value in flags.items():
+        _set_dotted(raw, dotted, value)
+    raw["root"] = str(config_path.parent)
+    try:
+        return Config.model_validate(raw)
+    except ValidationError as exc:
+        raise ConfigError(_describe(exc, config_path, flags)) from None
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    try:
+        document = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"{path}:{mark.line + 1}" if mark else str(path)
+        raise ConfigError(f"{where}: not valid YAML ({getattr(exc, 'problem', exc)})") from None
+    if document is None:
+        return {}
+    if not isinstance(document, dict):
+        raise ConfigError(f"{path}: the top level must be a mapping of sections, not a value")
+    if "root" in document:
+        raise ConfigError(f"{path}: 'root' is not a configuration key; remove it")
+    return document
+
+
+def _set_dotted(raw: dict[str, Any], dotted: str, value: Any) -> None:
+    *parents, leaf = dotted.split(".")
+    node = raw
+    for key in parents:
+        child = node.get(key)
+        if not isinstance(child, dict):
+            child = {}
+            node[key] = child
+        node = child
+    node[leaf] = value
+
+
+def _describe(exc: ValidationError, path: Path, flags: Mapping[str, Any]) -> str:
+    """One line: where, which key, which value, what is allowed (and how many more errors)."""
+    first = exc.errors()[0]
+    key = ".".join(str(part) for part in first["loc"])
+    origin = "command line" if key in flags else str(path)
+    if first["type"] == "extra_forbidden":
+        allowed = _allowed_keys(first["loc"][:-1])
+        message = f"{origin}: unknown key {key!r}; allowed here: {', '.join(allowed)}"
+    else:
+        value = first.get("input")
+        message = f"{origin}: {key} = {value!r} is not allowed: {first['msg']}"
+    more = len(exc.errors()) - 1
+    return message + (f" (and {more} more error{'s' if more > 1 else ''})" if more else "")
+
+
+def _allowed_keys(loc: tuple[int | str, ...]) -> list[str]:
+    """The keys a section accepts, found by walking the schema along the error's path."""
+    model: type[BaseModel] = Config
+    parts = [str(part) for part in loc]
+    while parts:
+        part = parts.pop(0)
+        if model is Config and part == "releases":
+            parts = parts[1:]  # skip the release's own name
+            model = ReleaseConfig
+            continue
+        annotation = model.model_fields[part].annotation
+        if not (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
+            return []
+        model = annotation
+    return sorted(name for name in model.model_fields if name != "root")

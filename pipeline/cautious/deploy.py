@@ -1,0 +1,199 @@
+"""The deploy chain: test → build → sandbox → rollout, each stage gating the next.
+
+Like the Famigo pipeline (seeds/001), a failing stage stops the chain before anything later
+happens: failing tests build nothing, a failing build touches no instance. The whole chain holds
+the cluster's lock, so a second deploy is refused at once rather than after its tests.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import subprocess
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+
+from cautious.cluster.lb import slot_names
+from cautious.cluster.sandbox import Sandbox
+from cautious.config import Config
+from cautious.exceptions import ConfigError, SandboxError
+from cautious.release import Release
+from cautious.rollout.journal import Journal
+from cautious.rollout.plan import Plan
+from cautious.rollout.runner import RolloutResult, Runner, recover
+from cautious.rollout.strategies import make_plan
+
+__all__ = ["DeployPipeline", "StageFailed"]
+
+_TEST_TIMEOUT_S = 1_800
+
+
+class StageFailed(SandboxError):
+    """A stage of the chain failed; the later stages did not run."""
+
+
+Stage = Callable[[str], AbstractContextManager[None]]
+RolloutHook = Callable[["Prepared", str], RolloutResult]
+
+
+@contextlib.contextmanager
+def _quiet_stage(name: str) -> Iterator[None]:
+    yield
+
+
+@dataclass
+class Prepared:
+    """Everything a rollout needs, decided before it starts."""
+
+    plan: Plan
+    from_release: Release
+    to_release: Release
+
+
+class DeployPipeline:
+    """Deploys and rollbacks of one cluster, with its sandbox and journal."""
+
+    def __init__(
+        self,
+        config: Config,
+        *,
+        say: Callable[[str], None] = print,
+        stage: Stage = _quiet_stage,
+        sandbox: Sandbox | None = None,
+    ) -> None:
+        self.config = config
+        self.say = say
+        self.stage = stage
+        self.sandbox = sandbox or Sandbox(config, say=say)
+        self.journal = Journal(config.path(config.state_dir), config.cluster.name)
+
+    # -- planning ----------------------------------------------------------------------------
+
+    def dry_run(self) -> Plan:
+        """The plan the next deploy would follow; touches nothing."""
+        running = [
+            item.name for item in self.sandbox.backend.instances() if item.state == "running"
+        ]
+        current = running or slot_names(self.config.service.name, self.config.cluster.instances)
+        return self._plan(current)
+
+    def _plan(self, current: list[str]) -> Plan:
+        taken = {item.name for item in self.sandbox.backend.instances()} | set(current)
+        free = [slot for slot in slot_names(self.config.service.name) if slot not in taken]
+        return make_plan(self.config.rollout.strategy, current, free, self.config.rollout)
+
+    # -- the chain -----------------------------------------------------------------------------
+
+    def deploy(
+        self, release: str | None, *, rollout: RolloutHook | None = None
+    ) -> RolloutResult | None:
+        """test → build → sandbox → rollout. None when the cluster already runs the release."""
+        if release is not None:
+            self.config.release(release)  # an unknown name is bad input before anything runs
+        with self.journal.lock():
+            with self.stage("test"):
+                self._run_tests()
+            with self.stage(f"build {release or 'working tree'}"):
+                target = (
+                    self.sandbox.release(release, rebuild=True)
+                    if release is not None
+                    else self.sandbox.working_tree_release()
+                )
+            with self.stage(f"sandbox {self.config.cluster.name}"):
+                self._recover_and_bring_up()
+            prepared = self._prepare(target)
+            if prepared is None:
+                self.say(f"every instance already runs {target.label} ({target.short_digest})")
+                return None
+            with self.stage(f"rollout {prepared.from_release.label} → {target.label}"):
+                return (rollout or self.run_rollout)(prepared, "deploy")
+
+    def rollback(self, *, rollout: RolloutHook | None = None) -> RolloutResult:
+        """Roll the cluster back to the release it ran before the current one."""
+        with self.journal.lock():
+            with self.stage(f"sandbox {self.config.cluster.name}"):
+                self._recover_and_bring_up()
+            current = self._current_release()
+            previous = self._previous_release(current.label)
+            prepared = self._prepare(previous)
+            if prepared is None:
+                raise SandboxError(f"the cluster already runs {previous.label}")
+            with self.stage(f"rollback {current.label} → {previous.label}"):
+                return (rollout or self.run_rollout)(prepared, "rollback")
+
+    def run_rollout(
+        self, prepared: Prepared, kind: str, on_step: Callable[[str], None] = lambda _: None
+    ) -> RolloutResult:
+        """Run a prepared rollout (the load-measuring caller wraps this)."""
+        runner = Runner(self.sandbox, self.journal, say=self.say)
+        return runner.run(
+            prepared.plan, prepared.from_release, prepared.to_release, kind=kind, on_step=on_step
+        )
+
+    # -- stages ------------------------------------------------------------------------------
+
+    def _run_tests(self) -> None:
+        command = self.config.service.test_command
+        if not command:
+            self.say("no service.test_command configured; the test stage is skipped")
+            return
+        try:
+            result = subprocess.run(
+                command,
+                shell=True,
+                cwd=self.config.root,
+                capture_output=True,
+                text=True,
+                timeout=_TEST_TIMEOUT_S,
+                stdin=subprocess.DEVNULL,
+                check=False,
+            )
+        except subprocess.TimeoutExpired:
+            raise StageFailed(f"tests ran past {_TEST_TIMEOUT_S} s; nothing was built") from None
+        if result.returncode != 0:
+            tail = (result.stdout + result.stderr).strip().splitlines()[-15:]
+            for line in tail:
+                self.say(line)
+            raise StageFailed(
+                f"tests failed (`{command}` exited {result.returncode}); nothing was built"
+            )
+
+    def _recover_and_bring_up(self) -> None:
+        recover(self.sandbox, self.journal, say=self.say)
+        running = [item for item in self.sandbox.backend.instances() if item.state == "running"]
+        if running:
+            return
+        initial = self.journal.last_good_release()
+        if initial is None or initial not in self.config.releases:
+            initial = next(iter(self.config.releases), None)
+        if initial is None:
+            raise ConfigError("no releases declared to start the sandbox on; declare one")
+        self.say(f"the sandbox is not running: starting it on {initial}")
+        self.sandbox.up(self.config.cluster.instances, initial)
+
+    def _current_release(self) -> Release:
+        running = [item for item in self.sandbox.backend.instances() if item.state == "running"]
+        digests = {item.digest for item in running}
+        if len(digests) != 1:
+            labels = ", ".join(sorted({f"{item.name}={item.release}" for item in running}))
+            raise SandboxError(f"the cluster does not run one release ({labels or 'nothing'})")
+        return self.sandbox.release_by_digest(running[0].release, running[0].digest)
+
+    def _previous_release(self, current: str) -> Release:
+        for record in reversed(self.journal.rollouts()):
+            if record.outcome == "succeeded" and record.to_release == current:
+                source = record.begin["from"]
+                return self.sandbox.release_by_digest(source["label"], source["digest"])
+        raise SandboxError(
+            f"the journal has no rollout to {current} to go back from; "
+            f"deploy the release you want with `invoke deploy --release NAME`"
+        )
+
+    def _prepare(self, target: Release) -> Prepared | None:
+        current = self._current_release()
+        if current.digest == target.digest:
+            return None
+        running = [
+            item.name for item in self.sandbox.backend.instances() if item.state == "running"
+        ]
+        return Prepared(self._plan(running), current, target)

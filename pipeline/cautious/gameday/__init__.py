@@ -1,0 +1,1 @@
+"""Game days: a suite of Chaos Toolkit experiments run through the ``chaos`` CLI and judged."""

@@ -1,0 +1,1 @@
+"""Measuring a run: Locust load, the per-request log, availability figures, claims."""

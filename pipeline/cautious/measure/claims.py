@@ -1,0 +1,163 @@
+"""Claims turned into verdicts, each with the figure that decided it.
+
+A claim declared in ``cautious.yaml`` (``claims:``) is checked against measured availability.
+Too little data is its own verdict, ``not-enough-data``, never a silent pass: fewer requests
+than ``min_requests`` (sent + missing), or not one full second measured, proves nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+from typing import Any, Literal
+
+from cautious.config import ClaimsConfig
+from cautious.measure.availability import Availability
+
+__all__ = [
+    "ClaimResult",
+    "Verdict",
+    "claim_label",
+    "evaluate_claims",
+    "format_figure",
+    "format_target",
+    "overall_verdict",
+]
+
+Verdict = Literal["pass", "fail", "not-enough-data"]
+
+
+@dataclass(frozen=True)
+class ClaimResult:
+    """One claim's verdict; ``measured`` is None when there was nothing to measure."""
+
+    name: str
+    target: float
+    measured: float | None
+    verdict: Verdict
+    detail: str
+
+    def to_dict(self) -> dict[str, Any]:
+        """The report.json form."""
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class _Rule:
+    """How one ClaimsConfig key is measured, compared and written for people."""
+
+    label: str
+    at_least: bool
+    measure: Callable[[Availability], float | None]
+    show: Callable[[float], str]
+
+
+def _percent(value: float) -> str:
+    return f"{value * 100:.4f}".rstrip("0").rstrip(".") + " %"
+
+
+def _seconds(value: float) -> str:
+    return f"{value:g} s"
+
+
+def _ms(value: float) -> str:
+    return f"{value:.1f} ms"
+
+
+def _count(value: float) -> str:
+    return f"{value:,.0f}"
+
+
+_RULES: dict[str, _Rule] = {
+    "success_ratio": _Rule("success ratio", True, lambda a: a.success_ratio, _percent),
+    "longest_error_window_s": _Rule(
+        "longest error window", False, lambda a: a.longest_error_window_s, _seconds
+    ),
+    "p99_ms": _Rule("p99 latency", False, lambda a: a.p99_ms, _ms),
+    "failed_requests": _Rule(
+        "failed requests (failed + missing)", False, lambda a: a.failed + a.missing, _count
+    ),
+}
+
+
+def claim_label(name: str) -> str:
+    """What a claim is called in reports ("success ratio"); unknown names are shown as is."""
+    rule = _RULES.get(name)
+    return rule.label if rule else name
+
+
+def format_figure(name: str, value: float | None) -> str:
+    """A measured or claimed figure in the claim's unit ("99.95 %", "1 s", "312.4 ms")."""
+    if value is None:
+        return "-"
+    rule = _RULES.get(name)
+    return rule.show(value) if rule else f"{value:g}"
+
+
+def format_target(name: str, target: float) -> str:
+    """The claim's bound with its direction ("≥ 99.9 %", "≤ 1 s")."""
+    rule = _RULES.get(name)
+    relation = "≥" if rule is not None and rule.at_least else "≤"
+    return f"{relation} {format_figure(name, target)}"
+
+
+def evaluate_claims(claims: ClaimsConfig, availability: Availability) -> list[ClaimResult]:
+    """A result for every claim that is set (a claim set to None is not evaluated)."""
+    total = availability.sent + availability.missing
+    shortage: str | None = None
+    if availability.seconds == 0:
+        shortage = "no full second of load was measured"
+    elif total < claims.min_requests:
+        shortage = (
+            f"only {total:,} requests (sent + missing) were measured; "
+            f"min_requests is {claims.min_requests:,}"
+        )
+    results: list[ClaimResult] = []
+    for name, rule in _RULES.items():
+        target: float | None = getattr(claims, name)
+        if target is None:
+            continue
+        results.append(_judge(name, rule, target, availability, shortage))
+    return results
+
+
+def overall_verdict(results: Sequence[ClaimResult]) -> Verdict:
+    """``fail`` if any claim failed, else ``not-enough-data`` if any lacked data or none was
+    evaluated (a pass must mean something was checked), else ``pass``."""
+    verdicts = {result.verdict for result in results}
+    if "fail" in verdicts:
+        return "fail"
+    if "not-enough-data" in verdicts or not verdicts:
+        return "not-enough-data"
+    return "pass"
+
+
+def _judge(
+    name: str, rule: _Rule, target: float, availability: Availability, shortage: str | None
+) -> ClaimResult:
+    measured = rule.measure(availability)
+    claimed = f"claimed {format_target(name, target)}"
+    if shortage is not None or measured is None:
+        reason = shortage or "nothing was measured (no request was sent)"
+        return ClaimResult(name, target, measured, "not-enough-data", f"{reason}; {claimed}")
+    holds = measured >= target if rule.at_least else measured <= target
+    figure = f"measured {rule.show(measured)}{_context(name, availability)}"
+    return ClaimResult(
+        name,
+        target,
+        measured,
+        "pass" if holds else "fail",
+        f"{figure}, {claimed}" if holds else f"{figure}, {claimed}: the claim does not hold",
+    )
+
+
+def _context(name: str, availability: Availability) -> str:
+    """The counts behind a figure, so a reader can check it without opening report.json."""
+    total = availability.sent + availability.missing
+    if name == "success_ratio":
+        return f" ({availability.good:,} good of {total:,} sent + missing)"
+    if name == "longest_error_window_s":
+        return f" ({availability.seconds_with_errors:,} of {availability.seconds:,} s had errors)"
+    if name == "p99_ms":
+        return f" (over {availability.sent:,} requests)"
+    return f" ({availability.failed:,} failed + {availability.missing:,} missing)"

@@ -1,0 +1,201 @@
+"""Measure: load around the work, then availability → claims → verdict → report folder.
+
+``measured_rollout`` wraps a rollout: Locust starts first (a warm-up so the steady state is on
+record), the rollout runs, load goes on for a tail, then the request log becomes availability
+figures split into before / during / after, the claims are judged, and report.json, report.md,
+junit.xml and report.html are written. ``measured_load`` does the same for any loopback URL.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from cautious.config import Config
+from cautious.measure.availability import compute_availability
+from cautious.measure.claims import ClaimResult, evaluate_claims
+from cautious.measure.load import LoadHandle, start_load
+from cautious.measure.requestlog import read_request_log
+from cautious.report.document import (
+    InstanceInfo,
+    ReportPaths,
+    RolloutStep,
+    RolloutSummary,
+    TimelineEvent,
+    build_report,
+    write_report,
+)
+from cautious.rollout.runner import RolloutResult
+
+__all__ = ["Measured", "default_report_dir", "measured_load", "measured_rollout"]
+
+_LONGEST_LOAD_S = 3_600  # the rollout stops the load itself; this only bounds a runaway
+_TICK_S = 1.0
+
+
+@dataclass(frozen=True)
+class Measured:
+    """A finished measurement: the verdict, the figures behind it, and where the files are."""
+
+    verdict: str
+    report: dict[str, Any]
+    paths: ReportPaths
+    claims: list[ClaimResult]
+
+    @property
+    def passed(self) -> bool:
+        return self.verdict == "pass"
+
+
+def default_report_dir(config: Config, command: str) -> Path:
+    """``<reports_dir>/<UTC timestamp>-<command>``: one folder per run, sorted by time."""
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    return config.path(config.reports_dir) / f"{stamp}-{command}"
+
+
+def measured_rollout(
+    config: Config,
+    url: str,
+    report_dir: Path,
+    rollout: Callable[[Callable[[str], None]], RolloutResult],
+    *,
+    command: str = "deploy",
+    progress: Callable[[str], None] = lambda _: None,
+) -> tuple[RolloutResult, Measured]:
+    """Run ``rollout(on_step)`` under load and measure it."""
+    load = config.load
+    with _load(config, url, report_dir) as handle, _ticker(handle, progress) as set_step:
+        set_step("warm-up")
+        _wait(load.warmup_s, handle)
+        result = rollout(set_step)
+        set_step("tail")
+        _wait(load.tail_s, handle)
+        run = handle.stop()
+    run.check()
+    availability = compute_availability(
+        read_request_log(run.request_log),
+        target_rate=load.rate,
+        slo=config.claims.success_ratio,
+        rollout_start=result.started,
+        rollout_end=result.ended,
+    )
+    claims = evaluate_claims(config.claims, availability)
+    report = build_report(
+        command=command,
+        availability=availability,
+        claims=claims,
+        rollout=_summary(result),
+        timeline=[TimelineEvent(**event) for event in result.timeline],
+        instances=[InstanceInfo(item["name"], item["release"]) for item in result.instances],
+        context={
+            "cluster": config.cluster.name,
+            "lb_url": url,
+            "rate": load.rate,
+            "users": load.users,
+            "rollout_id": result.id,
+            "from_digest": result.from_release.digest,
+            "to_digest": result.to_release.digest,
+            "git_sha": result.to_release.git_sha,
+        },
+    )
+    paths = write_report(report, report_dir)
+    return result, Measured(report["verdict"], report, paths, claims)
+
+
+def measured_load(
+    config: Config,
+    url: str,
+    rate: float,
+    duration_s: float,
+    report_dir: Path,
+    *,
+    progress: Callable[[str], None] = lambda _: None,
+) -> Measured:
+    """Load any loopback URL for ``duration_s`` and judge the claims on what came back."""
+    load = config.load.model_copy(update={"rate": rate})
+    cfg = config.model_copy(update={"load": load})
+    with _load(cfg, url, report_dir) as handle, _ticker(handle, progress) as set_step:
+        set_step("load")
+        _wait(duration_s, handle)
+        run = handle.stop()
+    run.check()
+    availability = compute_availability(
+        read_request_log(run.request_log), target_rate=rate, slo=config.claims.success_ratio
+    )
+    claims = evaluate_claims(config.claims, availability)
+    report = build_report(
+        command="load",
+        availability=availability,
+        claims=claims,
+        context={"url": url, "rate": rate, "users": load.users, "duration_s": duration_s},
+    )
+    return Measured(report["verdict"], report, write_report(report, report_dir), claims)
+
+
+def _load(config: Config, url: str, report_dir: Path) -> LoadHandle:
+    load = config.load
+    return start_load(
+        url,
+        rate=load.rate,
+        duration_s=_LONGEST_LOAD_S,
+        users=load.users,
+        timeout_s=load.timeout_s,
+        out_dir=report_dir / "load",
+        locustfile=config.path(load.locustfile),
+    )
+
+
+def _wait(seconds: float, handle: LoadHandle) -> None:
+    """Let the load run for ``seconds`` (bounded; stops early if Locust died)."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline and handle.running:
+        time.sleep(min(0.2, max(0.0, deadline - time.monotonic())))
+
+
+@contextmanager
+def _ticker(handle: LoadHandle, progress: Callable[[str], None]) -> Iterator[Callable[[str], None]]:
+    """A background line once a second: elapsed, rate, errors — and the current step."""
+    step = ["starting"]
+    stop = threading.Event()
+
+    def tick() -> None:
+        while not stop.wait(_TICK_S):
+            progress(f"{handle.progress().line(handle.target_rate)} | {step[0]}")
+
+    thread = threading.Thread(target=tick, name="cautious-progress", daemon=True)
+    thread.start()
+    try:
+        yield lambda text: step.__setitem__(0, text)
+    finally:
+        stop.set()
+        thread.join(timeout=5)
+
+
+def _summary(result: RolloutResult) -> RolloutSummary:
+    steps = tuple(
+        RolloutStep(
+            name=("rollback: " if step["phase"] == "rollback" else "") + step["name"],
+            instance=", ".join(step.get("instances", [])) or None,
+            started=step["started"],
+            ended=step.get("ended"),
+            outcome=step["outcome"],
+            detail=step.get("detail", ""),
+        )
+        for step in result.steps
+    )
+    return RolloutSummary(
+        strategy=result.strategy,
+        from_release=result.from_release.label,
+        to_release=result.to_release.label,
+        outcome=result.outcome,
+        reason=result.reason,
+        steps=steps,
+        started=result.started,
+        ended=result.ended,
+    )
