@@ -7,10 +7,13 @@ The hierarchy follows the command line contract (DESIGN.md):
   - :class:`UsageError` (exit 2) — the user must fix something before anything can run:
     - :class:`ConfigError` — a bad key or value in ``cautious.yaml`` or a flag;
     - :class:`PrerequisiteError` — a missing tool, engine or image (e.g. no Docker engine);
-    - :class:`LockHeld` — another rollout holds the cluster's lock.
+    - :class:`LockHeld` — another rollout holds the cluster's lock;
+    - :class:`HostKeyError` — an SSH host's key is not pinned in known_hosts, or differs.
   - :class:`SandboxError` (exit 1) — the world misbehaved: a container would not start,
     the load balancer's runtime API did not answer, a wait ran past its deadline.
     - :class:`GateFailed` — a gate (readiness, bake, claims) said no during a rollout.
+    - :class:`HostUnreachable` — an SSH host stopped answering (before a rollout starts, the
+      ssh backend reports it as a PrerequisiteError instead: nothing was touched yet).
 """
 
 from __future__ import annotations
@@ -19,6 +22,8 @@ __all__ = [
     "CautiousError",
     "ConfigError",
     "GateFailed",
+    "HostKeyError",
+    "HostUnreachable",
     "LockHeld",
     "PrerequisiteError",
     "SandboxError",
@@ -50,9 +55,17 @@ class LockHeld(UsageError):
     """Another rollout is running on the same cluster."""
 
 
+class HostKeyError(UsageError):
+    """An SSH host presented a key that is not pinned (or not the pinned one)."""
+
+
 class SandboxError(CautiousError):
     """An operation on the cluster failed or ran past its deadline."""
 
 
 class GateFailed(SandboxError):
     """A rollout gate refused to let the next step run."""
+
+
+class HostUnreachable(SandboxError):
+    """An SSH host did not answer, or its connection broke mid-command."""
