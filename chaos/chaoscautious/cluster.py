@@ -9,9 +9,6 @@ restore never costs availability of its own and ``invoke history`` shows it.
 
 from __future__ import annotations
 
-import io
-import math
-import os
 import time
 from collections.abc import Callable
 from typing import Any
@@ -22,7 +19,6 @@ from chaoscautious.context import (
     RunState,
     Target,
     deadline_loop,
-    docker_client,
     log,
     slot_of,
 )
@@ -30,7 +26,6 @@ from chaoscautious.context import (
 __all__ = ["health", "restart_lb", "restore", "wait_healthy"]
 
 _HEALTHY_TIMEOUT_S = 60.0
-_LB_ANSWER_TIMEOUT_S = 20.0
 
 
 def health(target: Target) -> dict[str, Any]:
@@ -107,7 +102,6 @@ def restore(
     (journaled as ``chaos-restore``) and fill empty slots; then wait until all are healthy and
     check that nothing is left behind. Raises ChaosError when the cluster is not healthy after.
     """
-    from cautious.cluster.lb import render_haproxy_config, slot_names
     from cautious.cluster.sandbox import Sandbox
     from cautious.exceptions import CautiousError
     from cautious.rollout.journal import Journal
@@ -121,7 +115,7 @@ def restore(
     journal = Journal(config.path(config.state_dir), target.cluster)
     try:
         if sandbox.backend.lb() is None:
-            sandbox.backend.ensure_lb(render_haproxy_config(config))
+            sandbox.ensure_lb()
             done.append("started the load balancer")
         with journal.lock():
             if recover(sandbox, journal, say=say):
@@ -134,7 +128,7 @@ def restore(
             if wrong:
                 source = sandbox.release_by_digest(wrong[0].release, wrong[0].digest)
                 taken = {item.name for item in sandbox.backend.instances()}
-                free = [slot for slot in slot_names(config.service.name) if slot not in taken]
+                free = [slot for slot in sandbox.backend.slots() if slot not in taken]
                 plan = make_plan("rolling", [item.name for item in wrong], free, config.rollout)
                 result = Runner(sandbox, journal, say=say).run(
                     plan, source, wanted, kind="chaos-restore"
@@ -173,69 +167,23 @@ def _current_release(running: list[Any]) -> str | None:
 
 
 def restart_lb(target: Target, state: RunState, *, grace_s: float = 1.0) -> dict[str, Any]:
-    """Restart HAProxy the way a real LB restart happens: same address, fresh process.
+    """Restart the load balancer the way a real LB restart happens: same address, fresh
+    process (soft stop, killed after ``grace_s``). Its runtime state (drain/maint flags,
+    weights, addresses set through the API) is lost, as in any restart."""
+    from cautious.cluster.sandbox import Sandbox
+    from cautious.exceptions import CautiousError
 
-    ``docker restart`` would move the sandbox's load balancer to new host ports (they are
-    published without a fixed number), cutting every client off for good — a sandbox artefact,
-    not an LB restart. So HAProxy gets its soft stop (SIGUSR1, killed after ``grace_s``) and the
-    container is recreated from the same image,
-    labels, network and haproxy.cfg with the *same* host ports. HAProxy's runtime state
-    (drain/maint flags, weights, addresses set through the API) is lost, as in any restart.
-    """
-    import docker.errors
-    from cautious.backends.docker import HAPROXY_CONFIG_PATH
-    from cautious.cluster.lb import HAProxyRuntime
-
-    old = target.lb()
-    old.reload()
-    bindings = old.attrs["NetworkSettings"]["Ports"] or {}
-    ports = {
-        key: (value[0]["HostIp"] or "127.0.0.1", int(value[0]["HostPort"]))
-        for key, value in bindings.items()
-        if value
-    }
-    stream, _ = old.get_archive(HAPROXY_CONFIG_PATH)
-    archive = b"".join(stream)
-    spec = {
-        "image": old.image.id,
-        "name": old.name,
-        "hostname": "lb",
-        "labels": dict(old.labels),
-        "network": target.network_name,
-    }
-    started = time.monotonic()
-    # docker stop sends the image's STOPSIGNAL, SIGUSR1: HAProxy's soft stop (listeners close at
-    # once, sessions in flight may finish), and SIGKILL after grace_s. Under load the engine
-    # takes another ~3.5 s to tear the container down here (fuse-overlayfs, docker-proxy).
-    old.stop(timeout=max(0, math.ceil(grace_s)))
-    old.remove(force=True)
-    stopped = time.monotonic() - started
-    client = docker_client()
-    moved = False
     try:
-        new = client.containers.create(ports=ports, **spec)
-    except docker.errors.APIError as exc:  # a port was taken meanwhile: keep the cluster alive
-        log.warning("cautious: cannot reuse the LB's ports (%s); publishing new ones", exc)
-        new = client.containers.create(
-            ports={key: (host, None) for key, (host, _) in ports.items()}, **spec
-        )
-        moved = True
-    new.put_archive(os.path.dirname(HAPROXY_CONFIG_PATH), io.BytesIO(archive).getvalue())
-    new.start()
-    runtime = target.runtime()
-    HAProxyRuntime(runtime.host, runtime.port).wait_answering(timeout_s=_LB_ANSWER_TIMEOUT_S)
-    down_s = round(time.monotonic() - started, 2)
+        restart = Sandbox(target.config, say=log.warning).backend.restart_lb(grace_s)
+    except CautiousError as exc:
+        raise ChaosError(f"cannot restart the load balancer: {exc}") from None
+    down_s = round(restart.down_s, 2)
     state.event(
-        f"load balancer restarted: stopped in {stopped:.2f} s, "
+        f"load balancer restarted: stopped in {restart.stopped_s:.2f} s, "
         f"its runtime API answered again after {down_s:g} s",
         instance="lb",
         state="restarted",
     )
-    if moved:
+    if not restart.same_address:
         raise ChaosError("the load balancer came back on new host ports; clients lost it")
-    return {
-        "restarted": new.name,
-        "stopped_s": round(stopped, 2),
-        "down_s": down_s,
-        "ports": {key: value[1] for key, value in ports.items()},
-    }
+    return {"restarted": "lb", "stopped_s": round(restart.stopped_s, 2), "down_s": down_s}

@@ -16,12 +16,12 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from cautious.backends.registry import BACKENDS
 from cautious.exceptions import ConfigError
 
 __all__ = [
     "CONFIG_ENV_VAR",
     "DEFAULT_CONFIG_NAME",
-    "BackendName",
     "ClaimsConfig",
     "ClusterConfig",
     "Config",
@@ -38,7 +38,6 @@ __all__ = [
 CONFIG_ENV_VAR = "CAUTIOUS_CONFIG"
 DEFAULT_CONFIG_NAME = "cautious.yaml"
 
-BackendName = Literal["docker"]
 StrategyName = Literal["rolling", "stop-and-go", "blue-green", "canary"]
 _NAME_PATTERN = r"^[a-z0-9][a-z0-9-]{0,39}$"
 
@@ -74,8 +73,16 @@ class ClusterConfig(_Section):
     """The instances of one service behind one load balancer."""
 
     name: str = Field("sandbox", pattern=_NAME_PATTERN)
-    backend: BackendName = "docker"
+    backend: str = "docker"
     instances: int = Field(3, ge=1, le=16)
+
+    @field_validator("backend")
+    @classmethod
+    def _backend_is_registered(cls, backend: str) -> str:
+        """The names in the backend registry are the allowed values (one entry adds one)."""
+        if backend not in BACKENDS:
+            raise ValueError(f"must be one of: {', '.join(map(repr, sorted(BACKENDS)))}")
+        return backend
 
 
 class LbConfig(_Section):

@@ -13,7 +13,6 @@ from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 
-from cautious.cluster.lb import slot_names
 from cautious.cluster.sandbox import Sandbox
 from cautious.config import Config
 from cautious.exceptions import ConfigError, SandboxError
@@ -74,12 +73,12 @@ class DeployPipeline:
         running = [
             item.name for item in self.sandbox.backend.instances() if item.state == "running"
         ]
-        current = running or slot_names(self.config.service.name, self.config.cluster.instances)
+        current = running or self.sandbox.backend.slots()[: self.config.cluster.instances]
         return self._plan(current)
 
     def _plan(self, current: list[str]) -> Plan:
         taken = {item.name for item in self.sandbox.backend.instances()} | set(current)
-        free = [slot for slot in slot_names(self.config.service.name) if slot not in taken]
+        free = [slot for slot in self.sandbox.backend.slots() if slot not in taken]
         return make_plan(self.config.rollout.strategy, current, free, self.config.rollout)
 
     # -- the chain -----------------------------------------------------------------------------

@@ -15,7 +15,7 @@ import pytest
 from cautious.cluster.sandbox import Sandbox
 from cautious.config import Config, load_config
 from cautious.deploy import DeployPipeline
-from pipeline.journal import Journal
+from cautious.rollout.journal import Journal
 
 from tests.docker.helpers import REPO, LoadLoop, assert_nothing_left, cluster_config
 

@@ -14,7 +14,7 @@ import docker
 import pytest
 import requests
 import yaml
-from cautious.backends.baseimage import ensure_base_image
+from cautious.backends.docker.baseimage import ensure_base_image
 from cautious.cluster.sandbox import Sandbox
 
 from tests.docker.helpers import REPO, LoadLoop, assert_nothing_left, cluster_config, get
@@ -109,7 +109,7 @@ def test_the_base_image_is_reused_once_built(
     def no_second_bootstrap(*args: object) -> str:
         raise AssertionError("the base image was bootstrapped again")
 
-    monkeypatch.setattr("cautious.backends.baseimage._bootstrap", no_second_bootstrap)
+    monkeypatch.setattr("cautious.backends.docker.baseimage._bootstrap", no_second_bootstrap)
     assert ensure_base_image(docker_client, "cautious/base:bookworm", say=print) == first
 
 

@@ -1,4 +1,4 @@
-"""HAProxy configuration rendering: one slot per possible instance, all health-checked."""
+"""HAProxy configuration rendering: one server per slot the backend offers, all health-checked."""
 
 from __future__ import annotations
 
@@ -7,8 +7,19 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from cautious.cluster.lb import MAX_SLOTS, render_haproxy_config, slot_names
+from cautious.backends.base import MAX_SLOTS, LbAddressing, slot_names
+from cautious.cluster.lb import render_haproxy_config
 from cautious.config import Config
+
+RESOLVED = LbAddressing(
+    servers=tuple((slot, f"{slot}:8000") for slot in slot_names("sample")),
+    sections="resolvers dns\n    nameserver dns 127.0.0.11:53",
+    default_server="init-addr none resolvers dns",
+)
+
+
+def render(config: Config, addressing: LbAddressing = RESOLVED) -> str:
+    return render_haproxy_config(config, addressing)
 
 
 def test_slots_are_named_after_the_service() -> None:
@@ -16,41 +27,50 @@ def test_slots_are_named_after_the_service() -> None:
 
 
 def test_the_backend_has_a_health_checked_server_per_slot() -> None:
-    rendered = render_haproxy_config(Config())
+    rendered = render(Config())
     servers = [line for line in rendered.splitlines() if line.strip().startswith("server ")]
     assert len(servers) == MAX_SLOTS
     assert all(" check " in line for line in servers)
     assert "option httpchk GET /ready" in rendered
 
 
+def test_servers_take_the_addresses_the_cluster_backend_gives() -> None:
+    fixed = LbAddressing(servers=(("web-1", "10.0.0.5:8000"), ("web-2", "10.0.0.6:8000")))
+    rendered = render(Config(), fixed)
+    assert "    server web-1 10.0.0.5:8000 check" in rendered
+    assert "resolvers" not in rendered and "default-server" not in rendered
+
+
 def test_health_checks_and_timeouts_follow_the_configuration() -> None:
     config = Config.model_validate(
         {"lb": {"check_interval_ms": 700, "rise": 3, "fall": 4, "timeout_server_ms": 1234}}
     )
-    rendered = render_haproxy_config(config)
+    rendered = render(config)
     assert "inter 700ms" in rendered and "rise 3 fall 4" in rendered
     assert "timeout server 1234ms" in rendered
 
 
 def test_redispatch_can_be_switched_off() -> None:
     config = Config.model_validate({"lb": {"redispatch": False, "retries": 0}})
-    rendered = render_haproxy_config(config)
+    rendered = render(config)
     assert "option redispatch" not in rendered
     assert "retries 0" in rendered
 
 
-def test_slots_are_resolved_at_run_time_so_start_up_never_blocks_on_dns() -> None:
-    assert "init-addr none resolvers docker" in render_haproxy_config(Config())
+def test_the_backend_s_resolvers_and_server_defaults_go_before_and_into_defaults() -> None:
+    rendered = render(Config())
+    assert rendered.index("resolvers dns") < rendered.index("defaults")
+    assert "    default-server init-addr none resolvers dns\n" in rendered
 
 
 def test_the_runtime_api_is_an_admin_socket() -> None:
-    assert "level admin" in render_haproxy_config(Config())
+    assert "level admin" in render(Config())
 
 
 @pytest.mark.skipif(shutil.which("haproxy") is None, reason="haproxy is not installed")
 def test_haproxy_accepts_the_rendered_configuration(tmp_path: Path) -> None:
     path = tmp_path / "haproxy.cfg"
-    path.write_text(render_haproxy_config(Config()))
+    path.write_text(render(Config()))
     result = subprocess.run(
         ["haproxy", "-c", "-f", str(path)], capture_output=True, text=True, timeout=30
     )

@@ -2,18 +2,43 @@
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
-from cautious.backends.base import Backend, Instance, InstanceSpec, InstanceState, LbEndpoint
-from cautious.config import Config
+from cautious.backends.base import (
+    Backend,
+    Instance,
+    InstanceSpec,
+    InstanceState,
+    LbAddressing,
+    LbEndpoint,
+    LbRestart,
+    Pace,
+    slot_names,
+)
+from cautious.backends.registry import BACKENDS
 
-__all__ = ["Backend", "Instance", "InstanceSpec", "InstanceState", "LbEndpoint", "make_backend"]
+if TYPE_CHECKING:
+    from cautious.config import Config
+
+__all__ = [
+    "BACKENDS",
+    "Backend",
+    "Instance",
+    "InstanceSpec",
+    "InstanceState",
+    "LbAddressing",
+    "LbEndpoint",
+    "LbRestart",
+    "Pace",
+    "make_backend",
+    "slot_names",
+]
 
 
 def make_backend(config: Config, say: Callable[[str], None] = print) -> Backend:
     """The backend for this cluster; imported lazily so unused engines need no client."""
-    match config.cluster.backend:
-        case "docker":
-            from cautious.backends.docker import DockerBackend
-
-            return DockerBackend(config.cluster.name, base_image=config.service.base_image, say=say)
+    module_name, _, class_name = BACKENDS[config.cluster.backend].partition(":")
+    factory: Callable[..., Backend] = getattr(importlib.import_module(module_name), class_name)
+    return factory(config, say=say)

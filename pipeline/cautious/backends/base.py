@@ -1,8 +1,15 @@
-"""The backend interface: where instances (and the sandbox's load balancer) run.
+"""The backend interface: where instances (and the cluster's load balancer) run.
 
-Callers — the sandbox, the rollout runner, chaos actions — speak only this interface, so a
-``docker`` sandbox, ``ssh`` hosts (Fabric) or ``local`` processes can be swapped without
-changing them, the way httpx swaps transports.
+A backend owns everything that depends on *where*: making a release runnable there (building,
+finding), naming the slots instances run in and how the load balancer reaches them, starting,
+stopping and probing instances, their logs, running the load balancer, the faults chaos
+experiments inject into an instance, and removing everything it created. Callers — the sandbox,
+the rollout runner, the chaos extension — speak only this interface, so a ``docker`` sandbox,
+``ssh`` hosts or the in-memory ``fake`` of the tests are swapped without changing them, the way
+httpx swaps transports.
+
+A new backend is one module with a class that satisfies :class:`Backend` and takes
+``(config, *, say)``, plus one entry in ``cautious.backends.registry.BACKENDS``.
 """
 
 from __future__ import annotations
@@ -11,11 +18,29 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Literal, Protocol, runtime_checkable
 
+from cautious.cluster.balancer import LoadBalancer
 from cautious.release import Release
 
-__all__ = ["Backend", "Instance", "InstanceSpec", "InstanceState", "LbEndpoint"]
+__all__ = [
+    "MAX_SLOTS",
+    "Backend",
+    "Instance",
+    "InstanceSpec",
+    "InstanceState",
+    "LbAddressing",
+    "LbEndpoint",
+    "LbRestart",
+    "Pace",
+    "slot_names",
+]
 
 InstanceState = Literal["running", "starting", "paused", "exited", "missing"]
+MAX_SLOTS = 32  # twice the largest cluster, so blue-green always finds a free set
+
+
+def slot_names(service: str, count: int = MAX_SLOTS) -> list[str]:
+    """The usual slot names, ``sample-1`` …: instance names and LB server names at once."""
+    return [f"{service}-{index}" for index in range(1, count + 1)]
 
 
 @dataclass(frozen=True)
@@ -38,8 +63,9 @@ class Instance:
     digest: str
     state: InstanceState
     lb_address: tuple[str, int] | None  # where the load balancer reaches it
-    local_url: str | None  # where this machine reaches it directly (127.0.0.1)
+    local_url: str | None  # where this machine reaches it directly, if it can
     exit_code: int | None = None
+    restarts: int = 0  # restarts by the engine itself (a watchdog), not by Cautious
 
 
 @dataclass(frozen=True)
@@ -51,18 +77,69 @@ class LbEndpoint:
     runtime_port: int
 
 
+@dataclass(frozen=True)
+class LbAddressing:
+    """How HAProxy reaches the slots: the lines of haproxy.cfg that depend on the backend.
+
+    ``sections``: whole sections before ``defaults`` (e.g. a ``resolvers`` section);
+    ``default_server``: options every server gets; ``servers``: (slot, address) per slot.
+    """
+
+    servers: tuple[tuple[str, str], ...]
+    sections: str = ""
+    default_server: str = ""
+
+
+@dataclass(frozen=True)
+class LbRestart:
+    """What restarting the load balancer cost: until it stopped, until it answered again."""
+
+    stopped_s: float
+    down_s: float
+    same_address: bool  # False when clients lost it (it came back elsewhere)
+
+
+@dataclass(frozen=True)
+class Pace:
+    """How often waits re-ask the backend: an in-memory fake answers at once, so it polls fast."""
+
+    ready_poll_s: float = 0.1  # readiness probes of a starting instance
+    bake_poll_s: float = 0.25  # watching instances during a bake
+
+
 @runtime_checkable
 class Backend(Protocol):
     """What every backend provides; all calls are bounded in time."""
 
     name: str
+    pace: Pace
+
+    # -- releases: what the backend can run ----------------------------------------------------
+
+    def find_release(self, label: str) -> Release | None:
+        """The release already built (or shipped) under ``label``, if any."""
+        ...
+
+    def build_release(self, label: str, env: Mapping[str, str], git_sha: str | None) -> Release:
+        """Build the service with ``env`` baked in, runnable here as release ``label``."""
+        ...
+
+    def release_by_digest(self, label: str, digest: str) -> Release:
+        """Exactly the build a journal names; SandboxError when it is gone."""
+        ...
+
+    # -- instances ---------------------------------------------------------------------------
+
+    def slots(self) -> list[str]:
+        """Every slot an instance may run in, in rollout order (also the LB's server names)."""
+        ...
 
     def start(self, spec: InstanceSpec) -> Instance:
         """Start a new instance in ``spec.slot``, replacing whatever stopped copy is there."""
         ...
 
-    def stop(self, name: str, grace_s: float) -> None:
-        """SIGTERM, wait up to ``grace_s`` for a graceful exit, then kill and remove."""
+    def stop(self, name: str, grace_s: float, *, remove: bool = True) -> None:
+        """SIGTERM, wait up to ``grace_s`` for a graceful exit, then kill (and remove it)."""
         ...
 
     def instance(self, name: str) -> Instance:
@@ -70,11 +147,39 @@ class Backend(Protocol):
         ...
 
     def instances(self) -> list[Instance]:
-        """Every instance of this cluster, ordered by name."""
+        """Every instance of this cluster, in slot order."""
+        ...
+
+    def probe(self, name: str, path: str, *, timeout_s: float) -> int:
+        """HTTP status of one GET of ``path`` on the instance directly (0: nothing answered)."""
         ...
 
     def logs(self, name: str, tail: int = 50) -> str:
         """The instance's last output lines, for error messages and reports."""
+        ...
+
+    # -- faults, for chaos experiments -------------------------------------------------------
+
+    def kill(self, name: str, signal: str) -> InstanceState:
+        """Send ``signal`` to the instance's process; its state once a SIGKILL took effect."""
+        ...
+
+    def restart(self, name: str, grace_s: float) -> None:
+        """Restart the instance's process in place, on the same release."""
+        ...
+
+    def pause(self, name: str) -> None:
+        """Freeze the instance: connections hang, nothing is refused."""
+        ...
+
+    def unpause(self, name: str) -> None:
+        """Thaw a paused instance."""
+        ...
+
+    # -- the load balancer -------------------------------------------------------------------
+
+    def lb_addressing(self) -> LbAddressing:
+        """How the load balancer reaches each slot (its part of the HAProxy configuration)."""
         ...
 
     def ensure_lb(self, config_text: str) -> LbEndpoint:
@@ -84,6 +189,16 @@ class Backend(Protocol):
     def lb(self) -> LbEndpoint | None:
         """The running load balancer, if any."""
         ...
+
+    def lb_runtime(self) -> LoadBalancer | None:
+        """A client that steers the running load balancer, if any."""
+        ...
+
+    def restart_lb(self, grace_s: float) -> LbRestart:
+        """Restart the load balancer as a real LB restart happens: same address, fresh process."""
+        ...
+
+    # -- teardown ----------------------------------------------------------------------------
 
     def teardown(self) -> list[str]:
         """Remove everything this backend created for the cluster; return what was removed."""

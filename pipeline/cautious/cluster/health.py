@@ -1,7 +1,8 @@
 """Readiness: poll an instance's health endpoint until it answers 200, within a deadline.
 
-Start-up time is stochastic (seeds/000), so readiness is *polled* — never a fixed sleep — and the
-wait fails fast when the instance dies instead of burning the whole deadline.
+Start-up time is stochastic, so readiness is *polled* — never a fixed sleep — and the wait
+fails fast when the instance dies instead of burning the whole deadline. What a probe is (an
+HTTP GET on this machine, a request over SSH, a scripted answer in tests) is the backend's.
 """
 
 from __future__ import annotations
@@ -27,23 +28,28 @@ def probe(url: str, timeout_s: float = _PROBE_TIMEOUT_S) -> int:
 
 
 def wait_ready(
-    url: str,
+    check: Callable[[], int],
     *,
+    what: str,
     timeout_s: float,
     still_alive: Callable[[], bool] = lambda: True,
     poll_s: float = 0.1,
 ) -> float:
-    """Seconds until ``url`` answered 200; GateFailed past the deadline or when the process died."""
+    """Seconds until ``check`` answered 200; GateFailed past the deadline or when the process died.
+
+    ``what`` names the probed endpoint in the error messages.
+    """
     started = time.monotonic()
     deadline = started + timeout_s
     last = 0
     while time.monotonic() < deadline:
-        last = probe(url)
+        last = check()
         if last == 200:
             return time.monotonic() - started
         if not still_alive():
-            raise GateFailed(f"readiness: the instance exited before {url} answered 200")
+            raise GateFailed(f"readiness: the instance exited before {what} answered 200")
         time.sleep(poll_s)
     raise GateFailed(
-        f"readiness: {url} did not answer 200 within {timeout_s:g} s (last status {last or 'none'})"
+        f"readiness: {what} did not answer 200 within {timeout_s:g} s "
+        f"(last status {last or 'none'})"
     )

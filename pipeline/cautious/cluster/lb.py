@@ -1,10 +1,10 @@
 """HAProxy for the sandbox: its configuration, and a client for its runtime API.
 
-The backend has a fixed pool of server *slots* (``sample-1`` … ``sample-32``) whose addresses
-come from Docker's DNS at run time (``init-addr none``: resolving empty slots at start-up would
-block HAProxy for many seconds), so the configuration never changes while instances come and
-go; a slot without a container does not resolve and stays out of rotation. Rollouts steer traffic
-with runtime commands — ``drain``, ``maint``, ``ready``, ``weight`` — and read ``show stat``.
+The backend has a fixed pool of server *slots* — the cluster backend's slot names — so the
+configuration never changes while instances come and go. How HAProxy reaches a slot (a DNS name
+resolved at run time, a fixed address) is the cluster backend's to say (``LbAddressing``); a slot
+without an instance stays out of rotation. Rollouts steer traffic with runtime commands —
+``drain``, ``maint``, ``ready``, ``weight`` — and read ``show stat``.
 """
 
 from __future__ import annotations
@@ -13,41 +13,29 @@ import csv
 import io
 import socket
 import time
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass
-from typing import Literal
 
+from cautious.backends.base import LbAddressing
+from cautious.cluster.balancer import AdminState, LoadBalancer, ServerStat
 from cautious.config import Config
 from cautious.exceptions import SandboxError
 
 __all__ = [
     "BACKEND_NAME",
     "FRONTEND_PORT",
-    "MAX_SLOTS",
     "RUNTIME_PORT",
-    "AdminState",
     "HAProxyRuntime",
-    "ServerStat",
     "render_haproxy_config",
-    "slot_names",
 ]
 
 BACKEND_NAME = "app"
 FRONTEND_PORT = 8080
 RUNTIME_PORT = 9999
-MAX_SLOTS = 32  # twice the largest cluster, so blue-green always finds a free set
 
-AdminState = Literal["ready", "drain", "maint"]
 _RETRY_POLL_S = 0.2
 
 
-def slot_names(service: str, count: int = MAX_SLOTS) -> list[str]:
-    """Instance names double as DNS aliases and HAProxy server names: ``sample-1`` …"""
-    return [f"{service}-{index}" for index in range(1, count + 1)]
-
-
-def render_haproxy_config(config: Config) -> str:
-    """The sandbox's haproxy.cfg: one frontend, one backend of DNS-resolved slots."""
+def render_haproxy_config(config: Config, addressing: LbAddressing) -> str:
+    """The sandbox's haproxy.cfg: one frontend, one backend with a server per slot."""
     lb = config.lb
     service = config.service
     checks = (
@@ -55,28 +43,20 @@ def render_haproxy_config(config: Config) -> str:
         f"rise {lb.rise} fall {lb.fall}"
     )
     servers = "\n".join(
-        f"    server {name} {name}:{service.port} {checks}" for name in slot_names(service.name)
+        f"    server {name} {address} {checks}" for name, address in addressing.servers
     )
     redispatch = "    option redispatch\n" if lb.redispatch else ""
+    sections = f"{addressing.sections.strip()}\n\n" if addressing.sections.strip() else ""
+    default_server = (
+        f"    default-server {addressing.default_server}\n" if addressing.default_server else ""
+    )
     return f"""# Rendered by Cautious for cluster {config.cluster.name!r}; do not edit.
 global
     maxconn 4096
     stats socket ipv4@0.0.0.0:{RUNTIME_PORT} level admin
     stats timeout 30s
 
-resolvers docker
-    nameserver dns 127.0.0.11:53
-    resolve_retries 3
-    timeout resolve 500ms
-    timeout retry 500ms
-    hold valid 1s
-    hold nx 1s
-    hold other 1s
-    hold refused 1s
-    hold timeout 1s
-    hold obsolete 1s
-
-defaults
+{sections}defaults
     mode http
     option httplog
     timeout connect {lb.timeout_connect_ms}ms
@@ -84,8 +64,7 @@ defaults
     timeout server {lb.timeout_server_ms}ms
     timeout http-request 10s
     retries {lb.retries}
-{redispatch}    default-server init-addr none resolvers docker
-
+{redispatch}{default_server}
 frontend web
     bind :{FRONTEND_PORT}
     default_backend {BACKEND_NAME}
@@ -98,27 +77,10 @@ backend {BACKEND_NAME}
 """
 
 
-@dataclass(frozen=True)
-class ServerStat:
-    """One server row of ``show stat``: what the LB thinks of an instance right now."""
-
-    name: str
-    status: str  # UP, DOWN, MAINT, DRAIN, "UP 1/2", "MAINT (resolution)", no check …
-    weight: int
-    current_sessions: int
-    total_sessions: int
-    responses_5xx: int
-    check_status: str
-    address: str
-
-    @property
-    def in_rotation(self) -> bool:
-        """True when new requests may be sent to this server."""
-        return self.status.startswith("UP") and self.weight > 0
-
-
-class HAProxyRuntime:
+class HAProxyRuntime(LoadBalancer):
     """A client for HAProxy's runtime API on a TCP socket (one command per connection)."""
+
+    poll_s = 0.1
 
     def __init__(
         self, host: str, port: int, *, timeout_s: float = 5.0, retry_s: float = 15.0
@@ -203,14 +165,7 @@ class HAProxyRuntime:
             if row["pxname"] == BACKEND_NAME and row["svname"] not in {"BACKEND", "FRONTEND"}
         }
 
-    def server(self, name: str) -> ServerStat:
-        """One server's row, or a SandboxError when the slot does not exist."""
-        try:
-            return self.stats()[name]
-        except KeyError:
-            raise SandboxError(f"HAProxy has no server {BACKEND_NAME}/{name}") from None
-
-    def wait_answering(self, *, timeout_s: float, poll_s: float = 0.1) -> None:
+    def wait_answering(self, *, timeout_s: float) -> None:
         """Poll until the runtime API answers (HAProxy just started); SandboxError after."""
         deadline = time.monotonic() + timeout_s
         while True:
@@ -220,41 +175,4 @@ class HAProxyRuntime:
             except SandboxError:
                 if time.monotonic() >= deadline:
                     raise
-            time.sleep(poll_s)
-
-    def wait_until(
-        self,
-        servers: Iterable[str],
-        condition: str,
-        *,
-        timeout_s: float,
-        poll_s: float = 0.1,
-    ) -> float:
-        """Poll until every server meets ``condition``; return seconds waited.
-
-        Conditions: ``up`` (fully UP: a server just out of maint shows "UP 1/2" until its next
-        check passes), ``down`` (not UP at all), ``idle`` (no current sessions).
-        """
-        names = list(servers)
-        checks: dict[str, Callable[[ServerStat], bool]] = {
-            "up": lambda stat: stat.status == "UP",
-            "down": lambda stat: not stat.status.startswith("UP"),
-            "idle": lambda stat: stat.current_sessions == 0,
-        }
-        check = checks[condition]
-        started = time.monotonic()
-        deadline = started + timeout_s
-        while True:
-            stats = self.stats()
-            if all(name in stats and check(stats[name]) for name in names):
-                return time.monotonic() - started
-            if time.monotonic() >= deadline:
-                states = ", ".join(
-                    f"{n}={stats[n].status}/scur={stats[n].current_sessions}"
-                    for n in names
-                    if n in stats
-                )
-                raise SandboxError(
-                    f"HAProxy servers not {condition} after {timeout_s:g} s: {states}"
-                )
-            time.sleep(poll_s)
+            time.sleep(self.poll_s)

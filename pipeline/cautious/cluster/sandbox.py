@@ -12,15 +12,12 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 
-import docker.errors
-
-from cautious.backends import Backend, Instance, InstanceSpec, make_backend
-from cautious.backends.docker import DockerBackend
-from cautious.cluster.health import probe
-from cautious.cluster.lb import HAProxyRuntime, render_haproxy_config, slot_names
+from cautious.backends import Backend, Instance, InstanceSpec, LbEndpoint, make_backend
+from cautious.cluster.balancer import LoadBalancer
+from cautious.cluster.lb import render_haproxy_config
 from cautious.config import Config
 from cautious.exceptions import ConfigError, SandboxError, UsageError
-from cautious.release import Release, build_release, find_release, git_revision
+from cautious.release import Release, git_revision
 from cautious.rollout.operations import retire_instance, start_instance
 
 __all__ = ["InstanceStatus", "Sandbox", "SandboxStatus"]
@@ -76,42 +73,34 @@ class Sandbox:
 
     def release(self, label: str, *, rebuild: bool = False) -> Release:
         """The named release's image, built when missing (or when ``rebuild`` asks for it)."""
-        self.config.release(label)  # unknown names are a ConfigError before any work
-        client = self._docker().client
-        existing = None if rebuild else find_release(client, self.config, label)
-        return existing or build_release(client, self.config, label, say=self.say)
+        env = self.config.release_env(label)  # unknown names: a ConfigError before any work
+        existing = None if rebuild else self.backend.find_release(label)
+        return existing or self.backend.build_release(label, env, git_revision(self.config.root))
 
     def release_by_digest(self, label: str, digest: str) -> Release:
-        """Exactly the image a journal names, even if the label was rebuilt since."""
-        client = self._docker().client
-        try:
-            client.images.get(digest)
-        except docker.errors.ImageNotFound:
-            raise SandboxError(
-                f"the image of release {label} ({digest[:19]}) is gone from the engine; "
-                f"rebuild it with `invoke build --release {label}`"
-            ) from None
-        return Release(label=label, image=digest, digest=digest)
+        """Exactly the build a journal names, even if the label was rebuilt since."""
+        return self.backend.release_by_digest(label, digest)
 
     def working_tree_release(self) -> Release:
         """The working tree built as a release labelled with its git revision."""
-        label = f"git-{git_revision(self.config.root) or 'unversioned'}"
-        return build_release(self._docker().client, self.config, label, env={}, say=self.say)
+        sha = git_revision(self.config.root)
+        label = f"git-{sha or 'unversioned'}"
+        return self.backend.build_release(label, dict(self.config.service.env), sha)
 
-    def _docker(self) -> DockerBackend:
-        if not isinstance(self.backend, DockerBackend):
-            raise SandboxError(f"the {self.backend.name} backend cannot build or find images")
-        return self.backend
+    def ensure_lb(self) -> LbEndpoint:
+        """Run the load balancer with this cluster's configuration (kept when unchanged)."""
+        config_text = render_haproxy_config(self.config, self.backend.lb_addressing())
+        return self.backend.ensure_lb(config_text)
 
-    def runtime(self) -> HAProxyRuntime:
-        """The runtime API client of the running load balancer."""
-        endpoint = self.backend.lb()
-        if endpoint is None:
+    def runtime(self) -> LoadBalancer:
+        """The client that steers the running load balancer."""
+        runtime = self.backend.lb_runtime()
+        if runtime is None:
             raise SandboxError(
                 f"cluster {self.config.cluster.name!r} has no load balancer running; "
                 "run `invoke sandbox.up` first"
             )
-        return HAProxyRuntime(endpoint.runtime_host, endpoint.runtime_port)
+        return runtime
 
     # -- up / status / down ------------------------------------------------------------------
 
@@ -121,7 +110,7 @@ class Sandbox:
         running = [item for item in self.backend.instances() if item.state == "running"]
         label = self._release_for_up(release, running)
         target = self.release(label)
-        self.backend.ensure_lb(render_haproxy_config(self.config))
+        self.ensure_lb()
         runtime = self.runtime()
         for dead in (item for item in self.backend.instances() if item.state != "running"):
             self.backend.stop(dead.name, grace_s=0)
@@ -135,7 +124,7 @@ class Sandbox:
                 grace_s=self.config.rollout.stop_grace_s,
             )
         taken = {item.name for item in running[:count]}
-        free = [slot for slot in slot_names(self.config.service.name) if slot not in taken]
+        free = [slot for slot in self.backend.slots() if slot not in taken]
         for slot in free[: count - len(taken)]:
             started = start_instance(
                 self.backend,
@@ -154,9 +143,8 @@ class Sandbox:
 
     def status(self) -> SandboxStatus:
         endpoint = self.backend.lb()
-        stats = {}
-        if endpoint is not None:
-            stats = HAProxyRuntime(endpoint.runtime_host, endpoint.runtime_port).stats()
+        runtime = self.backend.lb_runtime()
+        stats = runtime.stats() if runtime is not None else {}
         rows = []
         for item in self.backend.instances():
             lb_row = stats.get(item.name)
@@ -182,7 +170,7 @@ class Sandbox:
         )
 
     def down(self) -> list[str]:
-        """Remove every container and network of this cluster (images stay as a cache)."""
+        """Remove everything the backend made for this cluster (built releases stay a cache)."""
         return self.backend.teardown()
 
     # -- helpers -----------------------------------------------------------------------------
@@ -212,7 +200,7 @@ class Sandbox:
         return next(iter(self.config.releases))
 
     def _health(self, item: Instance) -> str:
-        if item.state != "running" or item.local_url is None:
+        if item.state != "running":
             return "unknown"
-        status = probe(item.local_url + self.config.service.health_path, timeout_s=0.5)
+        status = self.backend.probe(item.name, self.config.service.health_path, timeout_s=0.5)
         return "ready" if status == 200 else "not-ready"

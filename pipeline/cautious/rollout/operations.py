@@ -3,7 +3,7 @@
 In: keep the LB slot in ``maint`` → start → poll readiness → point the LB at it → ``ready`` →
 wait until the LB's own health check says UP. Out: ``drain`` → wait (bounded) for in-flight
 requests to finish → ``maint`` → SIGTERM with a grace period. This order is what turned 182
-lost requests into 0 on this machine (DESIGN.md).
+lost requests into 0 on this machine (100 req/s, 4 instances, HAProxy 2.6).
 """
 
 from __future__ import annotations
@@ -13,11 +13,13 @@ import time
 from dataclasses import dataclass
 
 from cautious.backends.base import Backend, Instance, InstanceSpec
+from cautious.cluster.balancer import LoadBalancer
 from cautious.cluster.health import wait_ready
-from cautious.cluster.lb import HAProxyRuntime
 from cautious.exceptions import GateFailed, SandboxError
 
 __all__ = ["Retired", "Started", "enter_rotation", "retire_instance", "start_instance"]
+
+_PROBE_TIMEOUT_S = 1.0
 
 
 @dataclass(frozen=True)
@@ -40,7 +42,7 @@ class Retired:
 
 def start_instance(
     backend: Backend,
-    runtime: HAProxyRuntime,
+    lb: LoadBalancer,
     spec: InstanceSpec,
     *,
     health_path: str,
@@ -54,58 +56,58 @@ def start_instance(
     so the caller is left with the slot empty and out of rotation.
     """
     started = time.monotonic()
-    runtime.set_state(spec.slot, "maint")
+    lb.set_state(spec.slot, "maint")
     instance = backend.start(spec)
     try:
-        if instance.local_url is None:
-            raise SandboxError(f"{spec.slot} publishes no port for readiness checks")
         ready_s = wait_ready(
-            instance.local_url + health_path,
+            lambda: backend.probe(spec.slot, health_path, timeout_s=_PROBE_TIMEOUT_S),
+            what=f"{spec.slot} {health_path}",
             timeout_s=ready_timeout_s,
             still_alive=lambda: backend.instance(spec.slot).state in {"running", "starting"},
+            poll_s=backend.pace.ready_poll_s,
         )
         instance = backend.instance(spec.slot)
         if instance.lb_address is not None:  # do not wait for DNS to notice the new address
             with contextlib.suppress(SandboxError):
                 # HAProxy refuses while the slot has never resolved (no address family yet);
                 # its resolver then fills it in within a second, and the UP wait covers that.
-                runtime.set_address(spec.slot, *instance.lb_address)
+                lb.set_address(spec.slot, *instance.lb_address)
         if into_rotation:
-            enter_rotation(runtime, [spec.slot], timeout_s=lb_timeout_s)
+            enter_rotation(lb, [spec.slot], timeout_s=lb_timeout_s)
     except (GateFailed, SandboxError) as exc:
         logs = backend.logs(spec.slot, tail=5).strip().replace("\n", " | ")
         with contextlib.suppress(SandboxError):
-            runtime.set_state(spec.slot, "maint")
+            lb.set_state(spec.slot, "maint")
         backend.stop(spec.slot, grace_s=0)
         detail = f"{exc} [last output of {spec.slot}: {logs}]" if logs else str(exc)
         raise GateFailed(f"{spec.slot} ({spec.release.label}): {detail}") from None
     return Started(instance, ready_s=ready_s, in_rotation_s=time.monotonic() - started)
 
 
-def enter_rotation(runtime: HAProxyRuntime, slots: list[str], *, timeout_s: float) -> float:
+def enter_rotation(lb: LoadBalancer, slots: list[str], *, timeout_s: float) -> float:
     """``ready`` the slots, then wait until the LB's own health checks say UP."""
     for slot in slots:
-        runtime.set_state(slot, "ready")
-    return runtime.wait_until(slots, "up", timeout_s=timeout_s)
+        lb.set_state(slot, "ready")
+    return lb.wait_until(slots, "up", timeout_s=timeout_s)
 
 
 def retire_instance(
     backend: Backend,
-    runtime: HAProxyRuntime,
+    lb: LoadBalancer,
     name: str,
     *,
     drain_timeout_s: float,
     grace_s: float,
 ) -> Retired:
     """Drain, wait for in-flight requests (bounded), take out of rotation, stop gracefully."""
-    runtime.set_state(name, "drain")
+    lb.set_state(name, "drain")
     started = time.monotonic()
     try:
-        runtime.wait_until([name], "idle", timeout_s=drain_timeout_s)
+        lb.wait_until([name], "idle", timeout_s=drain_timeout_s)
         drained = True
     except SandboxError:
         drained = False  # bounded: the grace period still lets the process finish its work
     drain_s = time.monotonic() - started
-    runtime.set_state(name, "maint")
+    lb.set_state(name, "maint")
     backend.stop(name, grace_s=grace_s)
     return Retired(name, drained=drained, drain_s=drain_s)

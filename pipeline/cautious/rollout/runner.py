@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from types import FrameType
 from typing import Any, TypeVar
 
-from cautious.cluster.lb import HAProxyRuntime, ServerStat
+from cautious.cluster.balancer import LoadBalancer, ServerStat
 from cautious.cluster.sandbox import Sandbox
 from cautious.exceptions import GateFailed, SandboxError
 from cautious.release import Release
@@ -31,7 +31,6 @@ from cautious.rollout.plan import Bake, Plan, Retire, SetWeights, Start, Step, S
 __all__ = ["Interrupted", "RolloutResult", "Runner", "recover", "terminate_as_interrupt"]
 
 _LB_TIMEOUT_S = 15.0
-_BAKE_POLL_S = 0.25
 _CANARY_MAX_EXTENSIONS = 3  # a bake without enough canary traffic is extended, then refused
 
 T = TypeVar("T")
@@ -115,12 +114,12 @@ class Runner:
         self.say = say
         self.config = sandbox.config
         self.backend = sandbox.backend
-        self._runtime: HAProxyRuntime | None = None
+        self._runtime: LoadBalancer | None = None
         self.timeline: list[dict[str, Any]] = []
         self.steps: list[dict[str, Any]] = []
 
     @property
-    def runtime(self) -> HAProxyRuntime:
+    def runtime(self) -> LoadBalancer:
         if self._runtime is None:
             self._runtime = self.sandbox.runtime()
         return self._runtime
@@ -265,7 +264,7 @@ class Runner:
                     f"capacity: no other instance is UP to serve while {', '.join(slots)} "
                     f"would be out; refusing to retire it"
                 )
-            time.sleep(_BAKE_POLL_S)
+            time.sleep(self.backend.pace.bake_poll_s)
 
     def _retire(self, slots: Sequence[str], undo: list[_Undo]) -> dict[str, Any]:
         before = {slot: self.backend.instance(slot) for slot in slots}
@@ -373,7 +372,7 @@ class Runner:
         while True:
             self._check_watched(step.watch)
             if time.monotonic() < deadline:
-                time.sleep(_BAKE_POLL_S)
+                time.sleep(self.backend.pace.bake_poll_s)
                 continue
             stats = self.runtime.stats()
             watched = _delta(start_stats, stats, step.watch)

@@ -1,6 +1,6 @@
 """The base image every sandbox image is built on, made offline when no registry answers.
 
-There is no container registry on the machines this project runs on (FIELD-NOTES), so the
+There is no container registry on the machines this project runs on, so the
 default base ``cautious/base:bookworm`` is bootstrapped from Debian's package mirror with
 ``debootstrap`` and ``docker import``ed, once; later calls find the tag and return at once.
 A user who configures another base (``service.base_image: python:3.12-slim``) gets it from the

@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import hashlib
 import io
+import math
 import os
 import tarfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -23,11 +24,24 @@ import docker.errors
 import requests.exceptions
 from docker.models.containers import Container
 
-from cautious.backends.base import Instance, InstanceSpec, InstanceState, LbEndpoint
-from cautious.backends.baseimage import ensure_base_image
+from cautious.backends.base import (
+    Instance,
+    InstanceSpec,
+    InstanceState,
+    LbAddressing,
+    LbEndpoint,
+    LbRestart,
+    Pace,
+    slot_names,
+)
+from cautious.backends.docker import images
+from cautious.backends.docker.baseimage import ensure_base_image
+from cautious.backends.docker.images import LABEL_PREFIX, build_image, managed_labels
+from cautious.cluster.health import probe
 from cautious.cluster.lb import FRONTEND_PORT, RUNTIME_PORT, HAProxyRuntime
+from cautious.config import Config
 from cautious.exceptions import PrerequisiteError, SandboxError
-from cautious.release import LABEL_PREFIX, build_image, managed_labels
+from cautious.release import Release
 
 __all__ = ["HAPROXY_CONFIG_PATH", "DockerBackend", "connect"]
 
@@ -47,6 +61,20 @@ CMD ["/usr/sbin/haproxy", "-db", "-f", "{HAPROXY_CONFIG_PATH}"]
 _ENGINE_TIMEOUT_S = 120
 _PORT_TIMEOUT_S = 5.0
 _LB_START_TIMEOUT_S = 20.0
+_KILL_TIMEOUT_S = 10.0
+# Docker's embedded DNS: slots resolve to their containers by alias, empty slots do not resolve.
+# ``init-addr none``: resolving empty slots at start-up would block HAProxy for many seconds.
+_RESOLVERS = """resolvers docker
+    nameserver dns 127.0.0.11:53
+    resolve_retries 3
+    timeout resolve 500ms
+    timeout retry 500ms
+    hold valid 1s
+    hold nx 1s
+    hold other 1s
+    hold refused 1s
+    hold timeout 1s
+    hold obsolete 1s"""
 
 
 def connect() -> docker.DockerClient:
@@ -67,23 +95,39 @@ class DockerBackend:
     """Instances and the load balancer of one cluster, as labelled containers."""
 
     name = "docker"
+    pace = Pace()
 
     def __init__(
         self,
-        cluster: str,
+        config: Config,
         *,
-        base_image: str,
         client: docker.DockerClient | None = None,
         say: Callable[[str], None] = print,
     ) -> None:
-        self.cluster = cluster
-        self.base_image = base_image
+        self.config = config
+        self.cluster = config.cluster.name
         self.client = client or connect()
         self.say = say
-        self.network_name = f"cautious-{cluster}"
-        self._cluster_label = f"{LABEL_PREFIX}cluster={cluster}"
+        self.network_name = f"cautious-{self.cluster}"
+        self._cluster_label = f"{LABEL_PREFIX}cluster={self.cluster}"
+
+    # -- releases ----------------------------------------------------------------------------
+
+    def find_release(self, label: str) -> Release | None:
+        return images.find_release(self.client, self.config, label)
+
+    def build_release(self, label: str, env: Mapping[str, str], git_sha: str | None) -> Release:
+        return images.build_release(
+            self.client, self.config, label, env=env, git_sha=git_sha, say=self.say
+        )
+
+    def release_by_digest(self, label: str, digest: str) -> Release:
+        return images.release_by_digest(self.client, label, digest)
 
     # -- instances ---------------------------------------------------------------------------
+
+    def slots(self) -> list[str]:
+        return slot_names(self.config.service.name)
 
     def start(self, spec: InstanceSpec) -> Instance:
         self._remove_if_present(self._container_name(spec.slot))
@@ -126,7 +170,7 @@ class DockerBackend:
                 return container
             time.sleep(0.05)
 
-    def stop(self, name: str, grace_s: float) -> None:
+    def stop(self, name: str, grace_s: float, *, remove: bool = True) -> None:
         container = self._find(self._container_name(name))
         if container is None:
             return
@@ -135,7 +179,8 @@ class DockerBackend:
                 if container.status == "paused":
                     container.unpause()
                 container.stop(timeout=max(0, round(grace_s)))
-            container.remove(force=True)
+            if remove:
+                container.remove(force=True)
         except docker.errors.NotFound:
             return
         except docker.errors.APIError as exc:
@@ -161,7 +206,42 @@ class DockerBackend:
         raw: bytes = container.logs(tail=tail)
         return raw.decode(errors="replace")
 
+    def probe(self, name: str, path: str, *, timeout_s: float) -> int:
+        url = self.instance(name).local_url
+        return probe(url + path, timeout_s=timeout_s) if url else 0
+
+    # -- faults ------------------------------------------------------------------------------
+
+    def kill(self, name: str, signal: str) -> InstanceState:
+        container = self._instance_container(name)
+        container.kill(signal=signal)
+        if signal not in {"SIGKILL", "KILL", "9"}:
+            return self._describe(container).state
+        deadline = time.monotonic() + _KILL_TIMEOUT_S
+        while True:  # the engine takes a moment to notice that the process is gone
+            container.reload()
+            if container.status != "running" or time.monotonic() >= deadline:
+                return _state_of(container.status)
+            time.sleep(self.pace.ready_poll_s)
+
+    def restart(self, name: str, grace_s: float) -> None:
+        self._instance_container(name).restart(timeout=max(0, round(grace_s)))
+
+    def pause(self, name: str) -> None:
+        self._instance_container(name).pause()
+
+    def unpause(self, name: str) -> None:
+        self._instance_container(name).unpause()
+
     # -- load balancer -----------------------------------------------------------------------
+
+    def lb_addressing(self) -> LbAddressing:
+        port = self.config.service.port
+        return LbAddressing(
+            servers=tuple((slot, f"{slot}:{port}") for slot in self.slots()),
+            sections=_RESOLVERS,
+            default_server="init-addr none resolvers docker",
+        )
 
     def ensure_lb(self, config_text: str) -> LbEndpoint:
         digest = hashlib.sha256(config_text.encode()).hexdigest()[:16]
@@ -196,7 +276,7 @@ class DockerBackend:
         return self._wait_for_lb(container)
 
     def _build_lb_image(self) -> str:
-        base = ensure_base_image(self.client, self.base_image, self.say)
+        base = ensure_base_image(self.client, self.config.service.base_image, self.say)
         return build_image(
             self.client,
             "the HAProxy image",
@@ -212,8 +292,59 @@ class DockerBackend:
             return None
         return self._lb_endpoint(container)
 
-    def lb_container_name(self) -> str:
-        return self._container_name("lb")
+    def lb_runtime(self) -> HAProxyRuntime | None:
+        endpoint = self.lb()
+        return HAProxyRuntime(endpoint.runtime_host, endpoint.runtime_port) if endpoint else None
+
+    def restart_lb(self, grace_s: float) -> LbRestart:
+        """Soft-stop HAProxy and recreate its container with the *same* host ports.
+
+        ``docker restart`` would move the load balancer to new host ports (they are published
+        without a fixed number), cutting every client off for good — a sandbox artefact, not an
+        LB restart. The new container has the old one's image, labels, network, haproxy.cfg and
+        ports; HAProxy's runtime state (flags, weights, addresses) is lost, as in any restart.
+        """
+        old = self._find(self._container_name("lb"))
+        if old is None:
+            raise SandboxError(f"cluster {self.cluster!r} has no load balancer to restart")
+        bindings = old.attrs["NetworkSettings"]["Ports"] or {}
+        ports = {
+            key: (value[0]["HostIp"] or "127.0.0.1", int(value[0]["HostPort"]))
+            for key, value in bindings.items()
+            if value
+        }
+        stream, _ = old.get_archive(HAPROXY_CONFIG_PATH)
+        archive = b"".join(stream)
+        spec = {
+            "image": old.image.id,
+            "name": old.name,
+            "hostname": "lb",
+            "labels": dict(old.labels),
+            "network": self.network_name,
+        }
+        started = time.monotonic()
+        # docker stop sends the image's STOPSIGNAL, SIGUSR1: HAProxy's soft stop (listeners
+        # close at once, sessions in flight may finish), and SIGKILL after grace_s. Under load
+        # the engine takes another ~3.5 s to tear the container down (fuse-overlayfs,
+        # docker-proxy).
+        old.stop(timeout=max(0, math.ceil(grace_s)))
+        old.remove(force=True)
+        stopped_s = time.monotonic() - started
+        same_address = True
+        try:
+            new = self.client.containers.create(ports=ports, **spec)
+        except docker.errors.APIError as exc:  # a port was taken meanwhile: keep the cluster up
+            self.say(f"cannot reuse the load balancer's ports ({exc}); publishing new ones")
+            new = self.client.containers.create(
+                ports={key: (host, None) for key, (host, _) in ports.items()}, **spec
+            )
+            same_address = False
+        new.put_archive(str(Path(HAPROXY_CONFIG_PATH).parent), archive)
+        new.start()
+        self._wait_for_lb(new)
+        return LbRestart(
+            stopped_s=stopped_s, down_s=time.monotonic() - started, same_address=same_address
+        )
 
     # -- teardown ----------------------------------------------------------------------------
 
@@ -255,6 +386,12 @@ class DockerBackend:
             )
         return container
 
+    def _instance_container(self, name: str) -> Container:
+        container = self._find(self._container_name(name))
+        if container is None or container.labels.get(f"{LABEL_PREFIX}role") != "instance":
+            raise SandboxError(f"cluster {self.cluster!r} has no instance {name!r}")
+        return container
+
     def _remove_if_present(self, container_name: str) -> None:
         container = self._find(container_name)
         if container is not None:
@@ -287,6 +424,7 @@ class DockerBackend:
             lb_address=(ip, port) if ip else None,
             local_url=_published_url(container, port),
             exit_code=state.get("ExitCode") if container.status == "exited" else None,
+            restarts=int(container.attrs.get("RestartCount") or 0),
         )
 
     def _lb_endpoint(self, container: Container) -> LbEndpoint:
