@@ -22,7 +22,7 @@ from typing import Any
 import chaoscautious
 import pytest
 from cautious.config import load_config
-from cautious.gameday.run import load_suite
+from cautious.gameday.suite import load_suite
 from chaoscautious import actions, controls, faults, probes, worker
 from chaoscautious.context import RunState, Target, default_out_dir
 

@@ -15,7 +15,9 @@ from typing import Any
 
 import pytest
 from cautious.exceptions import ConfigError
-from cautious.gameday.run import _junit, judge_journal, load_suite, summary_markdown
+from cautious.gameday.judge import judge_journal
+from cautious.gameday.suite import load_suite
+from cautious.gameday.summary import junit, summary_markdown
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -263,7 +265,7 @@ def test_the_summary_shows_each_verdict_with_figures_and_links() -> None:
 
 
 def test_junit_has_one_case_per_experiment() -> None:
-    suite = ET.fromstring(_junit(document()))
+    suite = ET.fromstring(junit(document()))
     assert suite.get("tests") == "2" and suite.get("failures") == "1"
     failure = suite.find("testcase[@name='kill-mid-rollout']/failure")
     assert failure is not None and failure.get("type") == "ExperimentDeviated"

@@ -94,13 +94,8 @@ def run(
 ) -> None:
     """Run one Chaos Toolkit experiment on the sandbox, under load, with a report. Exit 1
     unless it held (hypothesis met before and after, no action or rollback failed)."""
-    from cautious.gameday.run import (
-        DEFAULT_TIMEOUT_S,
-        GameDay,
-        Suite,
-        SuiteEntry,
-        resolve_experiment,
-    )
+    from cautious.gameday.run import GameDay
+    from cautious.gameday.suite import DEFAULT_TIMEOUT_S, Suite, SuiteEntry, resolve_experiment
 
     seconds = _timeout(timeout) or DEFAULT_TIMEOUT_S
     config_path = find_config_path(config)
@@ -125,7 +120,8 @@ def gameday(
     write one summary. Exit 1 if any experiment deviated or failed."""
     from dataclasses import replace
 
-    from cautious.gameday.run import DEFAULT_SUITE, GameDay, load_suite
+    from cautious.gameday.run import GameDay
+    from cautious.gameday.suite import DEFAULT_SUITE, load_suite
 
     seconds = _timeout(timeout)
     config_path = find_config_path(config)
