@@ -11,11 +11,16 @@ them with a report. See docs/chaos.md.
 Importing this package imports nothing heavy: ``chaos validate`` and ``chaos discover`` import it.
 """
 
+from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
 __all__ = ["__version__", "discover"]
 
-__version__ = "0.1.0"
+try:
+    # The git tag, recorded in the installed metadata when the distribution was built.
+    __version__ = version("chaostoolkit-cautious")
+except PackageNotFoundError:  # imported from a source tree that was never installed
+    __version__ = "0.0.0"
 
 
 def discover(discover_system: bool = True) -> dict[str, Any]:

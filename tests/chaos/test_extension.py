@@ -16,6 +16,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
+from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -81,7 +82,10 @@ def test_chaos_discover_finds_every_activity(tmp_path: Path) -> None:
     )
     assert result.returncode == 0, result.stdout + result.stderr
     discovery = json.loads(target.read_text(encoding="utf-8"))
-    assert discovery["extension"] == {"name": "chaostoolkit-cautious", "version": "0.1.0"}
+    assert discovery["extension"] == {
+        "name": "chaostoolkit-cautious",
+        "version": metadata.version("chaostoolkit-cautious"),
+    }
     found = {(item["type"], item["name"]) for item in discovery["activities"]}
     assert found == {("action", name) for name in actions.__all__} | {
         ("probe", name) for name in probes.__all__
