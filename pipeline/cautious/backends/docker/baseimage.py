@@ -5,12 +5,20 @@ default base ``cautious/base:bookworm`` is bootstrapped from Debian's package mi
 ``debootstrap`` and ``docker import``ed, once; later calls find the tag and return at once.
 A user who configures another base (``service.base_image: python:3.12-slim``) gets it from the
 engine or its registry instead, and a clear error when neither has it.
+
+With ``CAUTIOUS_BASE_IMAGE_CACHE`` set to a folder, a bootstrapped image is also ``docker save``d
+there, under a name keyed on the Debian suite and everything the image is made of
+(:func:`cache_key`), and a later engine without the image ``docker load``s it instead of
+bootstrapping again. CI caches that folder (the GitHub setup action does, with actions/cache).
 """
 
 from __future__ import annotations
 
 import contextlib
 import fcntl
+import hashlib
+import json
+import os
 import re
 import shutil
 import subprocess
@@ -26,14 +34,20 @@ from cautious.exceptions import PrerequisiteError, SandboxError
 __all__ = [
     "BOOTSTRAPPABLE_PREFIX",
     "BOOTSTRAP_PACKAGES",
+    "CACHE_ENV",
+    "cache_key",
     "debian_mirror",
     "ensure_base_image",
+    "saved_image",
 ]
 
 BOOTSTRAPPABLE_PREFIX = "cautious/base:"
 # python3 runs the sample service, haproxy the load balancer, iproute2 gives chaos its `tc`.
 BOOTSTRAP_PACKAGES = ("python3", "haproxy", "iproute2", "ca-certificates")
 _SUITE = "bookworm"
+_VARIANT = "minbase"
+_IMPORT_CHANGES = ("LABEL cautious.managed=true cautious.role=base",)
+CACHE_ENV = "CAUTIOUS_BASE_IMAGE_CACHE"
 _LOCK_PATH = Path(tempfile.gettempdir()) / "cautious-base-image.lock"
 _BOOTSTRAP_TIMEOUT_S = 900
 
@@ -49,14 +63,44 @@ def ensure_base_image(
         image_id = _local_image_id(client, name)
         if image_id:
             return image_id
+        folder = _cache_folder()
+        saved = saved_image(name, folder) if folder and _bootstrappable(name) else None
+        if saved is not None and saved.is_file():
+            return _load(client, name, saved, say)
         if _try_pull(client, name, say):
             return client.images.get(name).id  # type: ignore[no-any-return]
-        if not name.startswith(BOOTSTRAPPABLE_PREFIX):
+        if not _bootstrappable(name):
             raise PrerequisiteError(
                 f"base image {name!r} (service.base_image) is neither on this engine nor "
                 f"pullable; build or load it, or use the default cautious/base:{_SUITE}"
             )
-        return _bootstrap(client, name, say)
+        image_id = _bootstrap(client, name, say)
+        if saved is not None:
+            _save(client, name, saved, say)
+        return image_id
+
+
+def cache_key() -> str:
+    """The Debian suite plus a digest of everything a bootstrapped image is made of.
+
+    A saved image is reused only while its recipe is the same: another package, variant or
+    label gives another key, so CI never restores a stale base image.
+    """
+    recipe = json.dumps(
+        {
+            "suite": _SUITE,
+            "variant": _VARIANT,
+            "packages": BOOTSTRAP_PACKAGES,
+            "changes": _IMPORT_CHANGES,
+        },
+        sort_keys=True,
+    )
+    return f"{_SUITE}-{hashlib.sha256(recipe.encode()).hexdigest()[:16]}"
+
+
+def saved_image(name: str, folder: Path) -> Path:
+    """Where image ``name`` is saved in the cache folder (one file per name and recipe)."""
+    return folder / f"{re.sub(r'[^A-Za-z0-9_.-]', '_', name)}-{cache_key()}.tar"
 
 
 def debian_mirror(sources_dir: Path = Path("/etc/apt")) -> str:
@@ -72,6 +116,35 @@ def debian_mirror(sources_dir: Path = Path("/etc/apt")) -> str:
         if match:
             return match.group(1)
     return "http://deb.debian.org/debian"
+
+
+def _bootstrappable(name: str) -> bool:
+    return name.startswith(BOOTSTRAPPABLE_PREFIX)
+
+
+def _cache_folder() -> Path | None:
+    configured = os.environ.get(CACHE_ENV, "").strip()
+    return Path(configured) if configured else None
+
+
+def _load(client: docker.DockerClient, name: str, saved: Path, say: Callable[[str], None]) -> str:
+    with saved.open("rb") as handle:
+        client.images.load(handle)
+    image_id = _local_image_id(client, name)
+    if image_id is None:
+        raise SandboxError(f"{saved} was loaded but holds no image {name}; delete it")
+    say(f"base image {name}: loaded from {saved}, no bootstrap needed")
+    return image_id
+
+
+def _save(client: docker.DockerClient, name: str, saved: Path, say: Callable[[str], None]) -> None:
+    saved.parent.mkdir(parents=True, exist_ok=True)
+    partial = saved.with_name(saved.name + ".partial")  # never leave a torn file under the name
+    with partial.open("wb") as handle:
+        for chunk in client.images.get(name).save(named=True):
+            handle.write(chunk)
+    partial.replace(saved)
+    say(f"base image {name}: saved to {saved} for the next engine")
 
 
 def _local_image_id(client: docker.DockerClient, name: str) -> str | None:
@@ -101,7 +174,7 @@ def _bootstrap(client: docker.DockerClient, name: str, say: Callable[[str], None
         rootfs = Path(workdir) / "rootfs"
         command = [
             "debootstrap",
-            "--variant=minbase",
+            f"--variant={_VARIANT}",
             f"--include={','.join(BOOTSTRAP_PACKAGES)}",
             _SUITE,
             str(rootfs),
@@ -115,7 +188,7 @@ def _bootstrap(client: docker.DockerClient, name: str, say: Callable[[str], None
             str(tarball),
             repository=repository,
             tag=tag,
-            changes=["LABEL cautious.managed=true cautious.role=base"],
+            changes=list(_IMPORT_CHANGES),
         )
     image_id = _local_image_id(client, name)
     if image_id is None:
