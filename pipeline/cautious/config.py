@@ -11,10 +11,18 @@ import os
 import re
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal, Self
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from cautious.backends.registry import BACKENDS
 from cautious.exceptions import ConfigError
@@ -22,6 +30,9 @@ from cautious.exceptions import ConfigError
 __all__ = [
     "CONFIG_ENV_VAR",
     "DEFAULT_CONFIG_NAME",
+    "SSH_DEFAULT_COMMANDS",
+    "CanaryConfig",
+    "CanaryDetectConfig",
     "ClaimsConfig",
     "ClusterConfig",
     "Config",
@@ -30,6 +41,8 @@ __all__ = [
     "ReleaseConfig",
     "RolloutConfig",
     "ServiceConfig",
+    "SshConfig",
+    "SshHostConfig",
     "StrategyName",
     "find_config_path",
     "load_config",
@@ -122,6 +135,46 @@ class RolloutConfig(_Section):
         return steps
 
 
+def _percent(value: object) -> object:
+    """``"20 %"`` or ``"20%"`` means 0.2; a plain number is already a fraction."""
+    if isinstance(value, str) and value.strip().endswith("%"):
+        try:
+            return float(value.strip()[:-1]) / 100
+        except ValueError:
+            return value  # not a number: the field's own validation names it
+    return value
+
+
+_Effect = Annotated[float, Field(gt=0, le=10), BeforeValidator(_percent)]
+
+
+class CanaryDetectConfig(_Section):
+    """The smallest regressions worth a rollback; a canary passes once they are ruled out."""
+
+    error_ratio: _Effect = Field(0.02, le=1, description="absolute: 0.02 (2 %) = +2 points")
+    p50: _Effect | None = Field(None, description="relative: 0.2 (20 %) = 20 % slower")
+    p90: _Effect | None = None
+    p99: _Effect | None = 0.2
+
+    def latency_floors(self) -> dict[float, float]:
+        """Each judged latency quantile (0.99) and its relative floor."""
+        declared = {0.5: self.p50, 0.9: self.p90, 0.99: self.p99}
+        return {level: floor for level, floor in declared.items() if floor is not None}
+
+
+class CanaryConfig(_Section):
+    """The canary judge: what to detect, how sure to be, how long a step may bake."""
+
+    detect: CanaryDetectConfig = Field(default_factory=CanaryDetectConfig)
+    false_rollback_rate: float = Field(0.01, gt=0, le=0.2)
+    power: float = Field(0.9, ge=0.5, lt=1)
+    bake_s: float = Field(30.0, gt=0, le=3_600, description="the bake of each judged step")
+    max_extension_s: float = Field(180.0, ge=0, le=3_600)
+    baseline_error_ratio: float = Field(
+        0.01, ge=0, lt=1, description="the baseline error ratio the planner assumes"
+    )
+
+
 class LoadConfig(_Section):
     """The load Locust drives during a rollout."""
 
@@ -143,6 +196,73 @@ class ClaimsConfig(_Section):
     min_requests: int = Field(100, ge=1)
 
 
+# The ssh backend's supervisor commands by default: systemd template units, one unit per
+# instance port (sample@8000.service).
+SSH_DEFAULT_COMMANDS = {
+    "restart": "systemctl restart {service}@{port}",
+    "stop": "systemctl stop {service}@{port}",
+    "status": "systemctl is-active --quiet {service}@{port}",
+    "logs": "journalctl --unit {service}@{port} --lines {tail} --no-pager --output cat",
+    "kill": "systemctl kill --signal {signal} {service}@{port}",
+}
+
+
+class SshHostConfig(_Section):
+    """One machine: where SSH reaches it, who logs in, how many instances it runs."""
+
+    address: str = Field(min_length=1)
+    port: int = Field(22, ge=1, le=65535, description="the SSH port")
+    user: str | None = Field(None, description="default: ssh.user")
+    instances: int = Field(1, ge=1, le=8)
+    ports: list[int] | None = Field(
+        None, description="instance ports, running then spare (default: from service.port on)"
+    )
+    lb_address: str | None = Field(
+        None, description="where the load balancer reaches this host's instances (default: address)"
+    )
+
+    @model_validator(mode="after")
+    def _enough_ports(self) -> Self:
+        if self.ports is not None:
+            if len(set(self.ports)) != len(self.ports) or not all(
+                1 <= port <= 65535 for port in self.ports
+            ):
+                raise ValueError("ports must be distinct port numbers")
+            if len(self.ports) < self.instances:
+                raise ValueError(f"{self.instances} instances need at least as many ports")
+        return self
+
+
+class SshConfig(_Section):
+    """How Cautious reaches the hosts and drives the service's supervisor on them."""
+
+    hosts: list[SshHostConfig] = Field(default_factory=list)
+    user: str = "deploy"
+    identity_file: Path | None = Field(None, description="private key (default: the agent's)")
+    known_hosts: Path = Field(Path("~/.ssh/known_hosts"), description="the pinned host keys")
+    trust_on_first_use: bool = Field(
+        False, description="record the key of a host missing from known_hosts instead of refusing"
+    )
+    root: str = Field("/srv/{service}", pattern=r"^/")
+    keep_releases: int = Field(5, ge=2, le=100)
+    command: list[str] = Field(
+        default_factory=lambda: ["python3", "-u", "app.py"],
+        description="what runs in the release directory (the release's ./run executes it)",
+    )
+    restart_command: str = SSH_DEFAULT_COMMANDS["restart"]
+    stop_command: str = SSH_DEFAULT_COMMANDS["stop"]
+    status_command: str = SSH_DEFAULT_COMMANDS["status"]
+    logs_command: str = SSH_DEFAULT_COMMANDS["logs"]
+    kill_command: str = SSH_DEFAULT_COMMANDS["kill"]
+    port_env: str = Field(
+        "APP_PORT", pattern=r"^[A-Za-z_][A-Za-z0-9_]*$", description="the variable the port is in"
+    )
+    connect_timeout_s: float = Field(5.0, gt=0, le=120)
+    command_timeout_s: float = Field(60.0, gt=0, le=3_600)
+    sandbox_hosts: int = Field(3, ge=1, le=8, description="ssh-sandbox: how many host containers")
+    sandbox_disk_mib: int = Field(64, ge=1, le=4_096, description="ssh-sandbox: each host's /srv")
+
+
 class Config(_Section):
     """The whole of ``cautious.yaml``."""
 
@@ -151,8 +271,10 @@ class Config(_Section):
     cluster: ClusterConfig = Field(default_factory=ClusterConfig)
     lb: LbConfig = Field(default_factory=LbConfig)
     rollout: RolloutConfig = Field(default_factory=RolloutConfig)
+    canary: CanaryConfig = Field(default_factory=CanaryConfig)
     load: LoadConfig = Field(default_factory=LoadConfig)
     claims: ClaimsConfig = Field(default_factory=ClaimsConfig)
+    ssh: SshConfig = Field(default_factory=SshConfig)
     state_dir: Path = Path(".cautious")
     reports_dir: Path = Path("reports")
     root: Path = Field(Path("."), exclude=True, description="folder relative paths start from")

@@ -11,4 +11,6 @@ __all__ = ["BACKENDS"]
 
 BACKENDS: dict[str, str] = {
     "docker": "cautious.backends.docker:DockerBackend",
+    "ssh": "cautious.backends.ssh.backend:SshBackend",
+    "ssh-sandbox": "cautious.backends.ssh.sandbox:SshSandboxBackend",
 }

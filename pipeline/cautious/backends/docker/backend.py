@@ -131,7 +131,7 @@ class DockerBackend:
 
     def start(self, spec: InstanceSpec) -> Instance:
         self._remove_if_present(self._container_name(spec.slot))
-        network = self._ensure_network()
+        network = self.ensure_network()
         try:
             container = self.client.containers.run(
                 spec.release.image,
@@ -140,7 +140,7 @@ class DockerBackend:
                 hostname=spec.slot,
                 detach=True,
                 environment={**spec.env, "CAUTIOUS_INSTANCE": spec.slot},
-                labels=self._labels(
+                labels=self.labels(
                     role="instance",
                     slot=spec.slot,
                     release=spec.release.label,
@@ -171,7 +171,7 @@ class DockerBackend:
             time.sleep(0.05)
 
     def stop(self, name: str, grace_s: float, *, remove: bool = True) -> None:
-        container = self._find(self._container_name(name))
+        container = self.find(self._container_name(name))
         if container is None:
             return
         try:
@@ -187,7 +187,7 @@ class DockerBackend:
             raise SandboxError(f"could not stop {name}: {exc.explanation or exc}") from None
 
     def instance(self, name: str) -> Instance:
-        container = self._find(self._container_name(name))
+        container = self.find(self._container_name(name))
         if container is None:
             return Instance(name, "", "", "missing", None, None)
         return self._describe(container)
@@ -200,7 +200,7 @@ class DockerBackend:
         return sorted(described, key=lambda item: _slot_order(item.name))
 
     def logs(self, name: str, tail: int = 50) -> str:
-        container = self._find(self._container_name(name))
+        container = self.find(self._container_name(name))
         if container is None:
             return ""
         raw: bytes = container.logs(tail=tail)
@@ -247,7 +247,7 @@ class DockerBackend:
         digest = hashlib.sha256(config_text.encode()).hexdigest()[:16]
         image_id = self._build_lb_image()
         name = self._container_name("lb")
-        current = self._find(name)
+        current = self.find(name)
         if (
             current is not None
             and current.status == "running"
@@ -256,13 +256,13 @@ class DockerBackend:
         ):
             return self._lb_endpoint(current)
         self._remove_if_present(name)
-        network = self._ensure_network()
+        network = self.ensure_network()
         try:
             container = self.client.containers.create(
                 image_id,
                 name=name,
                 hostname="lb",
-                labels=self._labels(role="lb", **{"lb-config": digest}),
+                labels=self.labels(role="lb", **{"lb-config": digest}),
                 network=network.name,
                 ports={
                     f"{FRONTEND_PORT}/tcp": ("127.0.0.1", None),
@@ -287,7 +287,7 @@ class DockerBackend:
         )
 
     def lb(self) -> LbEndpoint | None:
-        container = self._find(self._container_name("lb"))
+        container = self.find(self._container_name("lb"))
         if container is None or container.status != "running":
             return None
         return self._lb_endpoint(container)
@@ -304,7 +304,7 @@ class DockerBackend:
         LB restart. The new container has the old one's image, labels, network, haproxy.cfg and
         ports; HAProxy's runtime state (flags, weights, addresses) is lost, as in any restart.
         """
-        old = self._find(self._container_name("lb"))
+        old = self.find(self._container_name("lb"))
         if old is None:
             raise SandboxError(f"cluster {self.cluster!r} has no load balancer to restart")
         bindings = old.attrs["NetworkSettings"]["Ports"] or {}
@@ -368,13 +368,16 @@ class DockerBackend:
 
     # -- helpers -----------------------------------------------------------------------------
 
-    def _labels(self, **extra: str) -> dict[str, str]:
+    # labels, find and ensure_network are public: the ssh-sandbox runs its host containers on
+    # this cluster's network, labelled like the rest, so one teardown removes them all.
+
+    def labels(self, **extra: str) -> dict[str, str]:
         return managed_labels(cluster=self.cluster, **extra)
 
     def _container_name(self, slot: str) -> str:
         return f"cautious-{self.cluster}-{slot}"
 
-    def _find(self, container_name: str) -> Container | None:
+    def find(self, container_name: str) -> Container | None:
         try:
             container: Container = self.client.containers.get(container_name)
         except docker.errors.NotFound:
@@ -387,22 +390,22 @@ class DockerBackend:
         return container
 
     def _instance_container(self, name: str) -> Container:
-        container = self._find(self._container_name(name))
+        container = self.find(self._container_name(name))
         if container is None or container.labels.get(f"{LABEL_PREFIX}role") != "instance":
             raise SandboxError(f"cluster {self.cluster!r} has no instance {name!r}")
         return container
 
     def _remove_if_present(self, container_name: str) -> None:
-        container = self._find(container_name)
+        container = self.find(container_name)
         if container is not None:
             container.remove(force=True)
 
-    def _ensure_network(self) -> Any:
+    def ensure_network(self) -> Any:
         for network in self.client.networks.list(names=[self.network_name]):
             if network.name == self.network_name:
                 return network
         return self.client.networks.create(
-            self.network_name, driver="bridge", labels=self._labels(role="network")
+            self.network_name, driver="bridge", labels=self.labels(role="network")
         )
 
     def _describe(self, container: Container) -> Instance:
