@@ -18,6 +18,8 @@ The hierarchy follows the command line contract (DESIGN.md):
 
 from __future__ import annotations
 
+from cautious.verdict import Verdict
+
 __all__ = [
     "CautiousError",
     "ConfigError",
@@ -64,7 +66,15 @@ class SandboxError(CautiousError):
 
 
 class GateFailed(SandboxError):
-    """A rollout gate refused to let the next step run."""
+    """A rollout gate refused to let the next step run.
+
+    ``verdict`` is the gate's own: ``fail``, or ``not-enough-data`` when it refused because it
+    had too little data to judge (the run's verdict then says so instead of ``fail``).
+    """
+
+    def __init__(self, message: str, verdict: Verdict = "fail") -> None:
+        super().__init__(message)
+        self.verdict: Verdict = verdict
 
 
 class HostUnreachable(SandboxError):
