@@ -161,7 +161,8 @@ class Runner:
         except (GateFailed, SandboxError) as exc:
             outcome, reason = "rolled-back", str(exc)
         except (Interrupted, KeyboardInterrupt) as exc:
-            outcome, reason, interrupted = "rolled-back", f"interrupted ({exc or 'Ctrl-C'})", exc
+            why = str(exc) or "Ctrl-C"  # a bare KeyboardInterrupt has no message
+            outcome, reason, interrupted = "rolled-back", f"interrupted ({why})", exc
         if outcome != "succeeded":
             self.say(f"rolling back: {reason}")
             outcome, reason = self._undo_all(rollout_id, undo, reason, on_step)

@@ -1,0 +1,73 @@
+"""The deploy chain on the fake backend: build → sandbox → rollout, under the cluster's lock."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from cautious.exceptions import LockHeld, SandboxError
+
+from tests.unit.fakes import fake_cluster
+
+
+def test_a_deploy_brings_an_empty_sandbox_up_then_rolls_it_out(tmp_path: Path) -> None:
+    cluster = fake_cluster(tmp_path, up=None)
+    result = cluster.pipeline().deploy("v2")
+    assert result is not None and result.outcome == "succeeded"
+    assert (result.from_release.label, result.to_release.label) == ("v0", "v2")
+    assert set(cluster.releases().values()) == {"v2"}
+
+
+def test_a_deploy_of_the_release_that_runs_changes_nothing(tmp_path: Path) -> None:
+    cluster = fake_cluster(tmp_path)
+    assert cluster.pipeline().deploy("v1") is None
+    assert cluster.journal.rollouts() == []
+
+
+def test_a_second_rollout_is_refused_while_one_holds_the_lock(tmp_path: Path) -> None:
+    cluster = fake_cluster(tmp_path)
+    with cluster.journal.lock(), pytest.raises(LockHeld, match="already running"):
+        cluster.pipeline().deploy("v2")
+    assert set(cluster.releases().values()) == {"v1"}
+
+
+def test_the_lock_is_free_again_once_a_rollout_ended(tmp_path: Path) -> None:
+    cluster = fake_cluster(tmp_path)
+    cluster.pipeline().deploy("crash-on-start")
+    result = cluster.pipeline().deploy("v2")
+    assert result is not None and result.succeeded
+
+
+def test_a_deploy_first_recovers_a_rollout_whose_orchestrator_died(tmp_path: Path) -> None:
+    cluster = fake_cluster(tmp_path)
+
+    def die_at_step_5(line: str) -> None:
+        if line.startswith("step 5/"):
+            raise SystemExit("killed")
+
+    with pytest.raises(SystemExit):
+        cluster.roll("v2", on_step=die_at_step_5)
+    result = cluster.pipeline().deploy("v2")
+    assert result is not None and result.from_release.label == "v1"
+    assert [record.outcome for record in cluster.journal.rollouts()] == ["aborted", "succeeded"]
+
+
+def test_rollback_goes_back_to_the_release_before_the_current_one(tmp_path: Path) -> None:
+    cluster = fake_cluster(tmp_path)
+    cluster.pipeline().deploy("v2")
+    result = cluster.pipeline().rollback()
+    assert (result.from_release.label, result.to_release.label) == ("v2", "v1")
+    assert set(cluster.releases().values()) == {"v1"}
+
+
+def test_rollback_without_a_previous_release_says_what_to_do(tmp_path: Path) -> None:
+    cluster = fake_cluster(tmp_path)
+    with pytest.raises(SandboxError, match="invoke deploy --release"):
+        cluster.pipeline().rollback()
+
+
+def test_a_dry_run_plans_from_the_instances_running_now(tmp_path: Path) -> None:
+    cluster = fake_cluster(tmp_path)
+    plan = cluster.with_rollout(strategy="blue-green").pipeline().dry_run()
+    assert plan.current == ("sample-1", "sample-2", "sample-3", "sample-4")
+    assert plan.final == ("sample-5", "sample-6", "sample-7", "sample-8")
