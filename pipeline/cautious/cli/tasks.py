@@ -266,10 +266,26 @@ def report(c: Context, path: str) -> None:
         print(written)
 
 
-@task(help={"results_dir": "where bench-<timestamp>.json goes (default: bench/results)"})
+@task(
+    help={
+        "results_dir": "where bench-<timestamp>.json goes (default: bench/results)",
+        "judge": "calibrate the canary judge by simulation instead (a few minutes)",
+        "config": "path to cautious.yaml (--judge: its canary section; default: the defaults)",
+    }
+)
 @clean_errors
-def bench(c: Context, results_dir: str = "bench/results") -> None:
-    """Benchmarks: achieved vs target load rate, and the measurement's own overhead."""
+def bench(
+    c: Context, results_dir: str = "bench/results", judge: bool = False, config: str | None = None
+) -> None:
+    """Benchmarks: the load generator and the measurement's overhead, or (--judge) the judge."""
+    if judge:
+        from cautious.judges.calibration import render_calibration, run_calibration
+
+        canary = _load(config).canary if config else None
+        with _stage("judge calibration (a few minutes)"):
+            calibration = run_calibration(results_dir, canary=canary)
+        print(render_calibration(calibration))
+        return
     from cautious.bench import render_bench, run_bench
 
     with _stage("bench (about a minute)"):
