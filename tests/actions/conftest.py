@@ -20,9 +20,13 @@ EXAMPLES = ACTIONS / "examples"
 JENKINS = ACTIONS / "jenkins"
 
 # Where the suite is published; the reusable workflows and the examples refer to it by this name
-# and the act tests map it onto this checkout with --local-repository.
+# and the act tests map it onto this checkout with --local-repository. On main the reusable
+# workflows name the actions @main (a release commit names them @vX.Y.Z); the examples, what users
+# copy, name the moving major tag.
 SUITE_REPOSITORY = "your-org/cautious"
 SUITE_REF = "main"
+SUITE_MAJOR = "v0"
+STUBS = Path(__file__).resolve().parent / "stubs"
 
 
 def in_ci() -> bool:

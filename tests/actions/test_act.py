@@ -3,43 +3,49 @@
 A throw-away "user repository" (a git repo with a cautious.yaml and the snippet
 actions/examples/github/sandbox-gate.yml as its workflow) is run with
 ``act push -P ubuntu-latest=-self-hosted``: the snippet calls the reusable workflow
-``your-org/cautious/.github/workflows/rollout.yml@main``, which act maps onto this checkout
-(``--local-repository``), so the workflow, the setup and rollout composite actions and
-``cautious deploy`` all run as they would on GitHub — only the artifact upload is skipped (act
-has no artifact service; a stub that fails if run stands in for actions/upload-artifact).
+``your-org/cautious/.github/workflows/rollout.yml@v0``, which names this repository's actions
+``@main``; act maps both refs onto this checkout (``--local-repository``), so the workflow, the
+setup and rollout composite actions and ``cautious deploy`` all run as they would on GitHub —
+only the artifact upload and the caches are skipped (act has neither service; stubs that fail if
+run stand in for actions/upload-artifact and actions/cache).
 
 The snippet is used as written; the test only adds ``release`` and ``report-dir`` to its
 ``with:`` and a probe job that prints the reusable workflow's outputs (act runs it only after a
 passing job: it stops at the first failed job, so there the rollout step's outputs are read).
 
 - ``v2``: the job passes; the outputs say pass and a success ratio; the job summary is
-  report.md; the gated "Deploy to production" job runs.
+  report.md and the junit.xml table; the gated "Deploy to production" job runs.
 - ``errors-5pct`` (5 % HTTP 500): the job fails with an ``::error`` annotation titled
-  ``claim success_ratio``; the outputs say fail; the gated deploy job does not run.
+  ``claim success_ratio`` that points at the claim's line in cautious.yaml; the junit.xml table
+  lists the failed claim; the outputs say fail; the gated deploy job does not run.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
 import sys
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import pytest
 import yaml
 
-from tests.actions.conftest import EXAMPLES, REPO, SUITE_REF, SUITE_REPOSITORY, missing, need
+from tests.actions.actrun import ActRun, run_act
+from tests.actions.conftest import (
+    EXAMPLES,
+    REPO,
+    SUITE_MAJOR,
+    SUITE_REF,
+    missing,
+    need,
+)
 
 pytestmark = pytest.mark.docker
 
 ACT_TIMEOUT_S = 300
-STUBS = Path(__file__).resolve().parent / "stubs"
 SNIPPET = EXAMPLES / "github" / "sandbox-gate.yml"
 PROBE = "probe"
 
@@ -141,48 +147,6 @@ def user_repo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, 
             )
 
 
-@dataclass
-class ActRun:
-    returncode: int
-    events: list[dict[str, Any]]
-    log: str
-
-    def of(self, command: str) -> list[dict[str, Any]]:
-        return [event for event in self.events if event.get("command") == command]
-
-    def errors(self) -> dict[str, str]:
-        """title → message of every ::error workflow command."""
-        return {
-            str((event.get("kvPairs") or {}).get("title", "")): str(event.get("arg", ""))
-            for event in self.of("error")
-        }
-
-    def job_results(self) -> dict[str, str]:
-        return {
-            str(event.get("jobID")): str(event["jobResult"])
-            for event in self.events
-            if "jobResult" in event
-        }
-
-    def output_lines(self) -> list[str]:
-        return [
-            str(event.get("msg", "")).strip() for event in self.events if event.get("raw_output")
-        ]
-
-    def step_outputs(self, step_id: str) -> dict[str, str]:
-        """The outputs a step of the job set (for a composite action: the action's outputs)."""
-        return {
-            str(event["name"]): str(event.get("arg", ""))
-            for event in self.of("set-output")
-            if event.get("stepID") == [step_id]
-        }
-
-    def probe(self) -> dict[str, str]:
-        lines = [line for line in self.output_lines() if line.startswith(f"{PROBE} ")]
-        assert len(lines) == 1, f"no probe line in the act log:\n{self.log[-6000:]}"
-        return dict(item.split("=", 1) for item in lines[0].split()[1:])
-
-
 def run_gate(act: str, repo: Path, *, release: str, report_dir: Path, tmp: Path) -> ActRun:
     """The snippet with `release` and `report-dir` added, plus a probe job; run by act."""
     loaded = yaml.safe_load(SNIPPET.read_text(encoding="utf-8"))
@@ -208,42 +172,22 @@ def run_gate(act: str, repo: Path, *, release: str, report_dir: Path, tmp: Path)
     target = repo / ".github" / "workflows" / "sandbox-gate.yml"
     target.parent.mkdir(parents=True, exist_ok=True)
     target.write_text(yaml.safe_dump(workflow, sort_keys=False), encoding="utf-8")
-    env = {key: value for key, value in os.environ.items() if not key.startswith("CAUTIOUS_")}
-    argv = [
-        act,
-        "push",
-        "-W",
-        str(target),
-        "-P",
-        "ubuntu-latest=-self-hosted",
-        "--local-repository",
-        f"{SUITE_REPOSITORY}@{SUITE_REF}={REPO}",
-        "--local-repository",
-        f"actions/upload-artifact@v4={STUBS / 'upload-artifact'}",
-        "--action-cache-path",
-        str(tmp / "act-cache"),
-        "--action-offline-mode",
-        "--no-cache-server",
-        "--json",
-    ]
-    result = subprocess.run(
-        argv,
-        cwd=repo,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=ACT_TIMEOUT_S,
-        check=False,
-        stdin=subprocess.DEVNULL,
-    )
-    events = []
-    for line in result.stdout.splitlines():
-        try:
-            events.append(json.loads(line))
-        except ValueError:
-            continue
-    log = "\n".join(str(event.get("msg", "")).rstrip() for event in events) + result.stderr
-    return ActRun(result.returncode, events, log)
+    # The snippet names the suite @v0, the reusable workflow its actions @main: both are here.
+    return run_act(act, target, cwd=repo, suite={SUITE_REF: REPO, SUITE_MAJOR: REPO}, tmp=tmp)
+
+
+def probe(run: ActRun) -> dict[str, str]:
+    """The reusable workflow's outputs, as the probe job (the caller's next job) printed them."""
+    lines = [line for line in run.output_lines() if line.startswith(f"{PROBE} ")]
+    assert len(lines) == 1, f"no probe line in the act log:\n{run.log[-6000:]}"
+    return dict(item.split("=", 1) for item in lines[0].split()[1:])
+
+
+def summarized(run: ActRun, report_dir: Path) -> str:
+    """The job summary the rollout step wrote: report.md, then the junit.xml table."""
+    markdown = (report_dir / "report.md").read_text(encoding="utf-8")
+    [summary] = [text for text in run.summaries() if text.startswith(markdown)]
+    return summary.removeprefix(markdown)
 
 
 def _no_containers_left(cluster: str) -> list[str]:
@@ -267,17 +211,16 @@ def test_a_rollout_that_keeps_its_claims_passes_the_gate(
 
     assert run.returncode == 0, run.log[-8000:]
     assert run.job_results().get("rollout") == "success", run.job_results()
-    probe = run.probe()  # the reusable workflow's outputs, as the caller's next job sees them
-    assert probe["verdict"] == "pass" and probe["result"] == "success"
-    assert float(probe["ratio"]) >= 0.999
-    assert probe["dir"] == str(report_dir)
+    outputs = probe(run)
+    assert outputs["verdict"] == "pass" and outputs["result"] == "success"
+    assert float(outputs["ratio"]) >= 0.999
+    assert outputs["dir"] == str(report_dir)
     report = json.loads((report_dir / "report.json").read_text(encoding="utf-8"))
     assert report["verdict"] == "pass"
     assert report["rollout"]["to_release"] == "v2"
-    assert float(probe["ratio"]) == report["availability"]["success_ratio"]
-    # The job summary is report.md, as written by cautious deploy.
-    summaries = [event["content"] for event in run.of("summary")]
-    assert (report_dir / "report.md").read_text(encoding="utf-8") in summaries
+    assert float(outputs["ratio"]) == report["availability"]["success_ratio"]
+    # The job summary is report.md, as written by cautious deploy, then junit.xml as a table.
+    assert "\n### Tests (junit.xml): " in summarized(run, report_dir)
     assert run.errors() == {}
     # The gated job of the snippet ran.
     assert any("deploying" in line for line in run.output_lines()), run.log[-4000:]
@@ -287,7 +230,7 @@ def test_a_rollout_that_keeps_its_claims_passes_the_gate(
 def test_a_failed_claim_fails_the_job_with_an_annotation_naming_it(
     prerequisites: str, user_repo: tuple[Path, Path, str], tmp_path: Path
 ) -> None:
-    repo, _config, cluster = user_repo
+    repo, config, cluster = user_repo
     report_dir = tmp_path / "report"
 
     run = run_gate(prerequisites, repo, release="errors-5pct", report_dir=report_dir, tmp=tmp_path)
@@ -309,8 +252,12 @@ def test_a_failed_claim_fails_the_job_with_an_annotation_naming_it(
     assert {f"claim {name}" for name in failed} <= set(errors)
     junit = (report_dir / "junit.xml").read_text(encoding="utf-8")
     assert "success_ratio" in junit or "success ratio" in junit
-    summaries = [event["content"] for event in run.of("summary")]
-    assert (report_dir / "report.md").read_text(encoding="utf-8") in summaries
+    table = summarized(run, report_dir)
+    assert "| cautious.claims · success_ratio | ❌ failed | success_ratio: measured" in table
+    # The annotation points at the claim's line in the repository's cautious.yaml.
+    declared = 1 + config.read_text(encoding="utf-8").splitlines().index("  success_ratio: 0.999")
+    where = run.error_properties()["claim success_ratio"]
+    assert (where.get("file"), where.get("line")) == ("cautious.yaml", str(declared)), where
     # The gated production deploy did not run.
     assert not any("deploying" in line for line in run.output_lines())
     assert _no_containers_left(cluster) == [], "the workflow did not remove the sandbox"

@@ -18,7 +18,7 @@ from pathlib import Path
 from tests.actions.conftest import JENKINS, missing, need
 
 HARNESS = Path(__file__).resolve().parent / "jenkins" / "harness.groovy"
-EXPECTED_TESTS = 14
+EXPECTED_TESTS = 17
 
 
 def _java_home() -> str:

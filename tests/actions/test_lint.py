@@ -12,7 +12,10 @@ import pytest
 import yaml
 
 from tests.actions.conftest import (
+    EXAMPLES,
     REPO,
+    STUBS,
+    SUITE_MAJOR,
     SUITE_REF,
     SUITE_REPOSITORY,
     action_files,
@@ -49,6 +52,7 @@ def test_there_is_something_to_check() -> None:
         ".github/workflows/gameday.yml",
         ".github/workflows/gameday-schedule.yml",
         ".github/workflows/ci.yml",
+        ".github/workflows/release.yml",
     } <= names
     assert {p.parent.name for p in action_files()} >= {"setup", "rollout", "gameday"}
 
@@ -168,12 +172,24 @@ def test_rollout_interface() -> None:
     assert {"verdict", "success-ratio", "report-dir"} <= set(call["outputs"])
 
 
-def test_artifact_upload_is_skipped_under_act() -> None:
-    """upload-artifact needs GitHub's artifact service, which act does not have."""
-    for path in action_files():
-        for step in _composite_steps(path):
-            if str(step.get("uses", "")).startswith("actions/upload-artifact@"):
-                assert "env.ACT != 'true'" in step.get("if", ""), _rel(path)
+GITHUB_SERVICES = ("actions/upload-artifact@", "actions/download-artifact@", "actions/cache@")
+
+
+def _steps_of(path: Path) -> list[dict[str, Any]]:
+    if path.name == "action.yml":
+        return _composite_steps(path)
+    jobs = (_load(path).get("jobs") or {}).values()
+    return [step for job in jobs for step in job.get("steps") or []]
+
+
+@pytest.mark.parametrize("path", [*action_files(), *workflow_files()], ids=_rel)
+def test_steps_that_need_githubs_services_are_skipped_under_act(path: Path) -> None:
+    """Artifacts and caches need GitHub's services, which act does not have offline."""
+    for step in _steps_of(path):
+        if str(step.get("uses", "")).startswith(GITHUB_SERVICES):
+            assert "env.ACT != 'true'" in step.get("if", ""), f"{_rel(path)}: {step['uses']}"
+            stub = STUBS / step["uses"].split("/", 1)[1].split("@")[0]
+            assert (stub / "action.yml").is_file(), f"act needs a stand-in at {stub}"
 
 
 def test_scheduled_example_has_a_cron_and_calls_the_reusable_workflow() -> None:
@@ -190,12 +206,15 @@ def test_ci_workflow_runs_dot_ci_run() -> None:
 
 
 def test_references_to_the_suite_point_at_files_that_exist() -> None:
-    pattern = re.compile(rf"uses:\s*{re.escape(SUITE_REPOSITORY)}/([^@\s]+)@(\S+)")
+    """Inside the suite: @main (a release commit pins its tag); in the examples: @v0."""
+    suite = re.escape(SUITE_REPOSITORY)
+    pattern = re.compile(rf"^[ \t]*(?:-[ \t]+)?uses:[ \t]*{suite}/([^@\s]+)@(\S+)", re.MULTILINE)
     seen = 0
     for path in [*workflow_files(), *action_files()]:
+        expected = SUITE_MAJOR if path.is_relative_to(EXAMPLES) else SUITE_REF
         for target, ref in pattern.findall(path.read_text(encoding="utf-8")):
             seen += 1
-            assert ref == SUITE_REF, f"{_rel(path)}: {target}@{ref}"
+            assert ref == expected, f"{_rel(path)}: {target}@{ref}"
             resolved = REPO / target
             assert resolved.is_file() or (resolved / "action.yml").is_file(), (
                 f"{_rel(path)} uses {target}, which is not in this repository"

@@ -14,6 +14,7 @@ def call(Map args = [:]) {
     Map options = [:] + args
     options.reportDir = options.reportDir ?: "cautious-reports/gameday-${env.BUILD_NUMBER ?: 'local'}".toString()
     options.cli = options.cli ?: (env.CAUTIOUS_CLI ?: 'cautious')
+    String config = (options.config ?: (env.CAUTIOUS_CONFIG ?: 'cautious.yaml')).toString()
     boolean failOnClaim = options.containsKey('failOnClaim') ? options.failOnClaim as boolean : true
     String command = null
     try {
@@ -23,5 +24,5 @@ def call(Map args = [:]) {
     }
     String what = options.experiment ? 'cautious chaos.run' : 'cautious gameday'
     return new CautiousRun(this).run(
-        command, options.reportDir as String, what, options.workingDirectory, failOnClaim)
+        command, options.reportDir as String, what, options.workingDirectory, failOnClaim, config)
 }

@@ -13,6 +13,7 @@ def call(Map args = [:]) {
     Map options = [:] + args
     options.reportDir = options.reportDir ?: "cautious-reports/rollout-${env.BUILD_NUMBER ?: 'local'}".toString()
     options.cli = options.cli ?: (env.CAUTIOUS_CLI ?: 'cautious')
+    String config = (options.config ?: (env.CAUTIOUS_CONFIG ?: 'cautious.yaml')).toString()
     boolean failOnClaim = options.containsKey('failOnClaim') ? options.failOnClaim as boolean : true
     String command = null
     try {
@@ -21,5 +22,5 @@ def call(Map args = [:]) {
         error("cautiousRollout: ${bad.message}")
     }
     return new CautiousRun(this).run(
-        command, options.reportDir as String, 'cautious deploy', options.workingDirectory, failOnClaim)
+        command, options.reportDir as String, 'cautious deploy', options.workingDirectory, failOnClaim, config)
 }

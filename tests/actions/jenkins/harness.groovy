@@ -61,6 +61,10 @@ class FakeJenkins {
             jenkins.record('archiveArtifacts', [artifacts: args.artifacts.toString(), allowEmptyArchive: args.allowEmptyArchive, cwd: jenkins.cwd])
         })
         binding.setVariable('fileExists', { Object path -> new File(jenkins.folder(), path.toString()).exists() })
+        binding.setVariable('readFile', { Object path ->
+            jenkins.record('readFile', [file: path.toString(), cwd: jenkins.cwd])
+            new File(jenkins.folder(), path.toString()).text
+        })
         binding.setVariable('readJSON', { Map args ->
             jenkins.record('readJSON', [file: args.file.toString(), returnPojo: args.returnPojo])
             new JsonSlurper().parse(new File(jenkins.folder(), args.file.toString()))
@@ -445,11 +449,77 @@ tests['cautiousSetup installs through the environment and sets env.CAUTIOUS_CLI 
     Map sh = j.jenkins.callsOf('sh')[0]
     assert sh.script == new File(library, 'resources/io/cautious/jenkins/setup.sh').text
     assert sh.env.CAUTIOUS_PACKAGE == 'cautious==0.1.0; echo pwned' && sh.env.CAUTIOUS_PYTHON == 'python3'
+    assert sh.env.CAUTIOUS_CHAOS_PACKAGE == ''
     assert sh.env.CAUTIOUS_VENV == '.cautious-venv' && sh.env.CAUTIOUS_CHECK_DOCKER == 'true'
     j.jenkins.onSh = { String script, File folder -> 2 }
     expectFailure { j.vars.cautiousRollout.call() }
     assert j.jenkins.shScripts()[1].startsWith('.cautious-venv/bin/cautious deploy ')
     assert expectFailure { newJenkins().vars.cautiousSetup.call(pakage: 'x') }.contains('unknown parameter pakage')
+}
+
+tests["cautiousSetup installs the suite from the library's own repository at the library's version"] = {
+    String repository = 'https://github.com/your-org/cautious.git'
+    Map j = newJenkins()
+    j.jenkins.env['library.cautious.version'] = 'v0.2.0'  // what @Library('cautious@v0.2.0') sets
+    j.vars.cautiousSetup.call(chaos: true)
+    Map sh = j.jenkins.callsOf('sh')[0]
+    assert sh.env.CAUTIOUS_PACKAGE == "git+${repository}@v0.2.0".toString()
+    assert sh.env.CAUTIOUS_CHAOS_PACKAGE == "git+${repository}@v0.2.0#subdirectory=chaos".toString()
+
+    Map renamed = newJenkins()
+    renamed.jenkins.env['library.ci-tools.version'] = 'v0.3.1'
+    renamed.vars.cautiousSetup.call(library: 'ci-tools', repository: 'https://git.example/cautious.git')
+    assert renamed.jenkins.callsOf('sh')[0].env.CAUTIOUS_PACKAGE == 'git+https://git.example/cautious.git@v0.3.1'
+
+    Map pinned = newJenkins()
+    pinned.vars.cautiousSetup.call(version: '0123abc')
+    assert pinned.jenkins.callsOf('sh')[0].env.CAUTIOUS_PACKAGE == "git+${repository}@0123abc".toString()
+}
+
+tests['cautiousSetup refuses to guess a version or take one that is not a git ref'] = {
+    Map j = newJenkins()
+    String message = expectFailure { j.vars.cautiousSetup.call() }
+    assert message.startsWith("cautiousSetup: which version of Cautious?") && message.contains("version: 'v0.2.0'")
+    assert j.jenkins.callsOf('sh') == []
+    Map k = newJenkins()
+    assert expectFailure { k.vars.cautiousSetup.call(version: 'v1 --index-url=http://evil') }.contains('is not a git tag')
+    assert k.jenkins.callsOf('sh') == []
+}
+
+tests['a failed claim names its line in cautious.yaml, in the message and in annotations'] = {
+    Map j = newJenkins()
+    FakeJenkins jenkins = j.jenkins
+    new File(jenkins.workspace, 'service').mkdirs()
+    new File(jenkins.workspace, 'service/cautious.yaml').text = 'service:\n  name: x\nclaims:\n  p99_ms: 300\n  success_ratio: 0.999\n'
+    jenkins.onSh = { String script, File folder ->
+        writeReport(folder, 'cautious-reports/rollout-42', 'fail', failingClaims + [
+            [name: 'failed_requests', target: 0, measured: 3, verdict: 'fail', detail: 'measured 3'],
+        ])
+        1
+    }
+    Map result = j.vars.cautiousRollout.call(workingDirectory: 'service', failOnClaim: false)
+    assert result.failures == [
+        'cautious.yaml:5: claim success_ratio: measured 95.1 %, claimed >= 99.9 %',
+        'cautious.yaml:3: claim failed_requests: measured 3',
+    ]
+    assert result.annotations == [
+        [file: 'cautious.yaml', line: 5, title: 'claim success_ratio', message: 'claim success_ratio: measured 95.1 %, claimed >= 99.9 %'],
+        [file: 'cautious.yaml', line: 3, title: 'claim failed_requests', message: 'claim failed_requests: measured 3'],
+    ]
+    assert jenkins.callsOf('readFile') == [[step: 'readFile', file: 'cautious.yaml', cwd: 'service']]
+    assert jenkins.callsOf('junit')*.testResults == ['cautious-reports/rollout-42/junit.xml']
+    assert jenkins.callsOf('unstable')[0].message.contains('cautious.yaml:5: claim success_ratio')
+
+    Map k = newJenkins()  // a config elsewhere, or none: named as given, or no line at all
+    new File(k.jenkins.workspace, 'ci').mkdirs()
+    new File(k.jenkins.workspace, 'ci/svc.yaml').text = 'claims: {success_ratio: 0.999}\n'
+    k.jenkins.onSh = { String script, File folder -> writeReport(folder, 'r', 'fail', failingClaims); 1 }
+    assert k.vars.cautiousRollout.call(config: 'ci/svc.yaml', reportDir: 'r', failOnClaim: false).failures ==
+        ['ci/svc.yaml:1: claim success_ratio: measured 95.1 %, claimed >= 99.9 %']
+    Map none = newJenkins()
+    none.jenkins.onSh = { String script, File folder -> writeReport(folder, 'r', 'fail', failingClaims); 1 }
+    Map bare = none.vars.cautiousRollout.call(reportDir: 'r', failOnClaim: false)
+    assert bare.failures == ['claim success_ratio: measured 95.1 %, claimed >= 99.9 %'] && bare.annotations == []
 }
 
 // -- the example Jenkinsfile --------------------------------------------------------------------
@@ -462,6 +532,7 @@ Closure runJenkinsfile = { List<String> causes, Closure onSh ->
     FakeJenkins jenkins = j.jenkins
     jenkins.causes = causes
     jenkins.onSh = onSh
+    jenkins.env['library.cautious.version'] = 'main'  // @Library('cautious'): the default version
     Declarative dsl = new Declarative(dslJenkins: jenkins)
     j.binding.setVariable('pipeline', { Closure body -> dsl.pipeline(body) })
     String text = jenkinsfile.text

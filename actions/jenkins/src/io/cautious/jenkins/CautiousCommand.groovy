@@ -24,6 +24,12 @@ class CautiousCommand implements Serializable {
 
     static final List<String> STRATEGIES = ['rolling', 'blue-green', 'canary', 'stop-and-go']
 
+    /**
+     * Where this library (and the Cautious it installs) is published; whoever publishes
+     * Cautious replaces `your-org/cautious` once, everywhere (see docs/ci.md).
+     */
+    static final String SUITE_REPOSITORY = 'https://github.com/your-org/cautious.git'
+
     /** Characters that need no quoting in a POSIX shell word. */
     private static final String SAFE = /^[A-Za-z0-9_.\/=:@%+,-]+$/
 
@@ -156,6 +162,19 @@ class CautiousCommand implements Serializable {
             words += ['--config', args.config]
         }
         return join(words)
+    }
+
+    /**
+     * The pip requirement for the suite in {@code repository} at git ref {@code version} (the
+     * library's own version), or for a distribution in a subfolder of it (chaos/).
+     */
+    @NonCPS
+    static String suitePackage(String repository, String version, String subdirectory = null) {
+        if (!(version ==~ /^[A-Za-z0-9][A-Za-z0-9._\/-]*$/)) {
+            throw new IllegalArgumentException("version: '${version}' is not a git tag, branch or commit")
+        }
+        String requirement = "git+${repository}@${version}"
+        return (subdirectory ? "${requirement}#subdirectory=${subdirectory}" : requirement).toString()
     }
 
     @NonCPS

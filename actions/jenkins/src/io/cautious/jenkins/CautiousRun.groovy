@@ -3,7 +3,9 @@ package io.cautious.jenkins
 /**
  * Runs one Cautious command through the pipeline's steps and handles its report folder:
  * `sh` (exit code kept), `junit` for junit.xml, `archiveArtifacts` for the folder, `readJSON`
- * for the verdict, then `error` (or `unstable`) unless every claim held.
+ * for the verdict, `readFile` of cautious.yaml so that a failed claim names its line there
+ * (`cautious.yaml:12: claim success_ratio: …`), then `error` (or `unstable`) unless every
+ * claim held.
  *
  * Holds the calling script (`this` of a vars/ step) to reach the pipeline steps, the usual
  * shared-library pattern. readJSON comes from the Pipeline Utility Steps plugin (returnPojo:
@@ -21,16 +23,17 @@ class CautiousRun implements Serializable {
 
     /**
      * Run {@code command} in {@code folder} (the workspace when empty or '.'), publish the
-     * report written to {@code reportDir} (relative to that folder) and decide.
+     * report written to {@code reportDir} (relative to that folder) and decide; {@code config}
+     * is the cautious.yaml the command reads (relative to that folder too).
      */
-    Map run(String command, String reportDir, String what, Object folder, boolean failOnClaim) {
+    Map run(String command, String reportDir, String what, Object folder, boolean failOnClaim, String config) {
         Map result
         if (folder && folder.toString() != '.') {
             steps.dir(folder.toString()) {
-                result = runHere(command, reportDir, what)
+                result = runHere(command, reportDir, what, config)
             }
         } else {
-            result = runHere(command, reportDir, what)
+            result = runHere(command, reportDir, what, config)
         }
         steps.echo(result.message)
         if (!result.passed) {
@@ -42,7 +45,7 @@ class CautiousRun implements Serializable {
         return result
     }
 
-    private Map runHere(String command, String reportDir, String what) {
+    private Map runHere(String command, String reportDir, String what, String config) {
         int status = steps.sh(script: command, returnStatus: true, label: what) as int
         String junitXml = "${reportDir}/junit.xml"
         if (steps.fileExists(junitXml)) {
@@ -51,7 +54,8 @@ class CautiousRun implements Serializable {
         steps.archiveArtifacts(artifacts: "${reportDir}/**", allowEmptyArchive: true)
         String json = "${reportDir}/report.json"
         Map report = steps.fileExists(json) ? (steps.readJSON(file: json, returnPojo: true) as Map) : null
-        Map result = Report.summarize(report, status, what)
+        Map lines = steps.fileExists(config) ? Report.claimLines(steps.readFile(config) as String) : null
+        Map result = Report.summarize(report, status, what, config, lines)
         result.reportDir = reportDir
         result.exitCode = status
         return result
