@@ -142,7 +142,11 @@ class SshBackend:
     # -- releases ------------------------------------------------------------------------------
 
     def find_release(self, label: str) -> Release | None:
-        return self.artifacts.find(label)
+        """The last build of ``label``, shipped to any host that lacks it (checked first)."""
+        release = self.artifacts.find(label)
+        if release is not None:
+            self.ship(release)
+        return release
 
     def build_release(self, label: str, env: Mapping[str, str], git_sha: str | None) -> Release:
         """Pack the release, then ship it to every host (checked first, all of them)."""

@@ -9,6 +9,7 @@ Batches run on a Fabric ``ThreadingGroup``: one command on every host at once.
 
 from __future__ import annotations
 
+import logging
 import shlex
 import socket
 import threading
@@ -29,6 +30,9 @@ from cautious.backends.ssh.keys import PinnedKeys, fingerprint
 from cautious.exceptions import CautiousError, HostKeyError, HostUnreachable, PrerequisiteError
 
 __all__ = ["Access", "Output", "Remote", "Remotes"]
+
+# paramiko's transport thread logs tracebacks for failures Cautious reports itself, in one line.
+logging.getLogger("paramiko").addHandler(logging.NullHandler())
 
 
 @dataclass(frozen=True)

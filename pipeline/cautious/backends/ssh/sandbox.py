@@ -19,11 +19,12 @@ import shutil
 import tarfile
 import time
 from collections.abc import Callable, Iterable, Mapping
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from docker.models.containers import Container
 
-from cautious.backends.base import Instance, InstanceSpec
+from cautious.backends.base import Instance, InstanceSpec, LbAddressing, LbEndpoint
 from cautious.backends.ssh.backend import SshBackend
 from cautious.backends.ssh.inventory import Host, Inventory
 from cautious.backends.ssh.keys import (
@@ -80,9 +81,11 @@ for port in $CAUTIOUS_PORTS; do
   mkdir -p "$dir/log"
   printf '#!/bin/sh\\nexec 2>&1\\ncd %s/current || exit 111\\n' "$instance" > "$dir/run"
   printf 'set -a\\n. %s/instance.env\\nset +a\\nexec ./run\\n' "$instance" >> "$dir/run"
+  # a crash stays down, like a container without a restart policy: no watchdog hides it
+  printf '#!/bin/sh\\n[ "$1" = 0 ] || exec sv down .\\n' > "$dir/finish"
   printf '#!/bin/sh\\nmkdir -p %s\\nexec svlogd -tt %s\\n' "{_LOGS}/$name" "{_LOGS}/$name" \\
     > "$dir/log/run"
-  chmod 755 "$dir/run" "$dir/log/run"
+  chmod 755 "$dir/run" "$dir/finish" "$dir/log/run"
   touch "$dir/down"
   ln -sfn "$dir" "{_SERVICES}/$name"
 done
@@ -117,7 +120,7 @@ class SshSandboxBackend(SshBackend):
         )
         pinned = PinnedKeys(self.folder / "known_hosts", trust_on_first_use=False, say=say)
         inventory = Inventory(config.service.name, self.planned)
-        self._setup(config, inventory, pinned, self.folder / "id_ed25519", RUNIT_COMMANDS, say)
+        self._setup(config, inventory, pinned, self.folder / "id_ed25519", _commands(config), say)
         self._hosts_known = False
 
     # -- hosts -------------------------------------------------------------------------------
@@ -266,6 +269,23 @@ class SshSandboxBackend(SshBackend):
     def instances(self) -> list[Instance]:
         return super().instances() if self.hosts_up() else []
 
+    def lb_addressing(self) -> LbAddressing:
+        """``host-N:port`` through Docker's DNS: a host container recreated keeps its name.
+
+        Several servers share a host name here, and HAProxy's resolver refuses to give one
+        address to two servers of a backend unless told that is fine.
+        """
+        docker_dns = self._lb().lb_addressing()
+        return replace(
+            docker_dns,
+            servers=super().lb_addressing().servers,
+            default_server=f"{docker_dns.default_server} resolve-opts allow-dup-ip",
+        )
+
+    def ensure_lb(self, config_text: str) -> LbEndpoint:
+        self.ensure_hosts()  # the load balancer joins the hosts' network
+        return super().ensure_lb(config_text)
+
     def teardown(self) -> list[str]:
         """Remove the hosts, the load balancer and the network; forget the sandbox's keys."""
         removed = self._lb().teardown()
@@ -273,6 +293,15 @@ class SshSandboxBackend(SshBackend):
         shutil.rmtree(self.folder, ignore_errors=True)
         self._hosts_known = False
         return removed
+
+
+def _commands(config: Config) -> dict[str, str]:
+    """runit's commands, except those the configuration sets itself (``ssh.restart_command`` …)."""
+    chosen = config.ssh.model_fields_set
+    return {
+        what: getattr(config.ssh, f"{what}_command") if f"{what}_command" in chosen else default
+        for what, default in RUNIT_COMMANDS.items()
+    }
 
 
 def _host_context() -> bytes:
