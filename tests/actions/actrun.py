@@ -86,6 +86,7 @@ def run_act(
     suite: dict[str, Path],
     tmp: Path,
     event: dict[str, Any] | None = None,
+    timeout_s: int = ACT_TIMEOUT_S,
 ) -> ActRun:
     """Run `act push` on `workflow` in repository `cwd`; `suite` maps refs onto folders."""
     argv = [act, "push", "-W", str(workflow), "-P", "ubuntu-latest=-self-hosted"]
@@ -111,7 +112,7 @@ def run_act(
         env=env,
         capture_output=True,
         text=True,
-        timeout=ACT_TIMEOUT_S,
+        timeout=timeout_s,
         check=False,
         stdin=subprocess.DEVNULL,
     )
