@@ -28,14 +28,8 @@ from cautious.config import ClaimsConfig
 from cautious.measure.availability import compute_availability
 from cautious.measure.claims import evaluate_claims
 from cautious.measure.requestlog import RequestRecord, read_request_log, write_request_log
-from cautious.report.document import (
-    InstanceInfo,
-    RolloutStep,
-    RolloutSummary,
-    TimelineEvent,
-    build_report,
-    write_report,
-)
+from cautious.report.document import build_report, write_report
+from cautious.rollout.records import InstanceRecord, RolloutSummary, StepRecord, TimelineEvent
 
 RATE = 100
 INSTANCES = ("sample-1", "sample-2", "sample-3")
@@ -46,9 +40,9 @@ ROLLOUT_AT = T0 + 12.3
 
 def synthetic_rollout(
     rng: random.Random,
-) -> tuple[list[RequestRecord], RolloutSummary, list[TimelineEvent]]:
+) -> tuple[list[RequestRecord], RolloutSummary]:
     """Plan the rollout's steps and instance states, then the requests that flow through it."""
-    steps: list[RolloutStep] = []
+    steps: list[StepRecord] = []
     timeline = [TimelineEvent(T0 - 3.0, name, "v1", "ready") for name in INSTANCES]
     # When each instance is out of rotation: (instance, out_from, back_at, stopped_at).
     outages: list[tuple[str, float, float, float]] = []
@@ -58,7 +52,9 @@ def synthetic_rollout(
         def step(label: str, seconds: float, detail: str = "", who: str = name) -> float:
             nonlocal now
             started, now = now, now + seconds
-            steps.append(RolloutStep(label, who, started, now, "ok", detail))
+            steps.append(
+                StepRecord(label, "forward", started, now, "ok", detail=detail, instances=(who,))
+            )
             return started
 
         out_from = step("drain", 0.05, "LB drain")
@@ -79,12 +75,15 @@ def synthetic_rollout(
         step("bake", 2.0, "no regression in the request log")
         outages.append((name, out_from, back_at, stopped_at))
     rollout = RolloutSummary(
+        id="20251123T121332-5a3c1e",
         strategy="rolling",
         from_release="v1",
         to_release="v2",
         outcome="succeeded",
         reason="every instance runs v2 and passed its bake",
         steps=tuple(steps),
+        timeline=tuple(timeline),
+        instances=tuple(InstanceRecord(name, "v2") for name in INSTANCES),
         started=ROLLOUT_AT,
         ended=now,
     )
@@ -105,7 +104,7 @@ def synthetic_rollout(
             records.append(RequestRecord(t, 2.4, 0, "GET", "/", "RemoteDisconnected", "", ""))
             continue
         records.append(RequestRecord(t, latency, 200, "GET", "/", "", instance, release[instance]))
-    return records, rollout, timeline
+    return records, rollout
 
 
 def main() -> int:
@@ -114,7 +113,7 @@ def main() -> int:
     parser.add_argument("--screenshot", type=Path, help="also write a PNG of report.html here")
     args = parser.parse_args()
 
-    records, rollout, timeline = synthetic_rollout(random.Random(20261123))
+    records, rollout = synthetic_rollout(random.Random(20261123))
     args.out_dir.mkdir(parents=True, exist_ok=True)
     log = args.out_dir / "requests.csv"
     write_request_log(log, records)
@@ -126,20 +125,18 @@ def main() -> int:
         rollout_start=rollout.started,
         rollout_end=rollout.ended,
     )
-    report = build_report(
+    document = build_report(
         command="invoke deploy --release v2",
         availability=availability,
         claims=evaluate_claims(claims, availability),
         rollout=rollout,
-        timeline=timeline,
-        instances=[InstanceInfo(name, "v2") for name in INSTANCES],
         context={"cluster": "sandbox", "lb_url": "http://127.0.0.1:8080/", "rate": RATE},
         created=datetime.fromtimestamp(rollout.ended or T0, UTC),
     )
-    paths = write_report(report, args.out_dir)
-    print(f"{report['verdict']}: {report['verdict_reason']}\n{paths.html}")
+    paths = write_report(document, args.out_dir)
+    print(f"{document.verdict}: {document.judgement.reason}\n{paths['html']}")
     if args.screenshot:
-        screenshot(paths.html, args.screenshot)
+        screenshot(paths["html"], args.screenshot)
         print(args.screenshot)
     return 0
 

@@ -22,6 +22,8 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from cautious.files import read_json_object
+
 from chaoscautious.context import ChaosError, RunState, Target, deadline_loop, log
 
 if TYPE_CHECKING:
@@ -294,11 +296,8 @@ def _last_rollout(state: RunState) -> dict[str, Any]:
 
 
 def _result(record: dict[str, Any]) -> dict[str, Any]:
-    try:
-        result = json.loads(Path(record["result"]).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {}
-    return result if isinstance(result, dict) else {}
+    """The worker's result file (see ``chaoscautious.worker``); empty until it is written."""
+    return read_json_object(Path(record["result"])) or {}
 
 
 def rollout_outcome(record: dict[str, Any]) -> str:
@@ -338,7 +337,7 @@ def wait_for_rollout(state: RunState, *, timeout_s: float = 600.0) -> dict[str, 
         "release": record["release"],
         "outcome": outcome,
         "reason": result.get("reason", ""),
-        "rollout_id": result.get("id"),
+        "rollout_id": (result.get("rollout") or {}).get("id"),
         "duration_s": round(ended - float(record["started"]), 1),
         "log": record["log"],
     }

@@ -18,9 +18,11 @@ It closes three gaps where Chaos Toolkit would let a broken experiment pass (FIE
   may end ``completed``. During the method this control interrupts the experiment instead.
 
 It also records the phases in the run state (probes use them: a probe about what the method did
-must not pass before it, nor after it when nothing happened), and after the experiment stops
-the load and any rollout still running and copies the run state into the run folder
-(``chaos-run.json``, which ``invoke chaos.run`` / ``invoke gameday`` read).
+must not pass before it, nor after it when nothing happened). After the experiment it stops the
+load and any rollout still running, looks for faults the experiment's rollbacks left behind
+(and clears them, so the next experiment starts clean), records that as ``cleanup``, and copies
+the run state into the run folder (``chaos-run.json``, which ``invoke chaos.run`` /
+``invoke gameday`` read: the game day fails an experiment that left a fault behind).
 
 Controls only propagate ``InterruptExecution``; everything else raised here is turned into one.
 """
@@ -217,20 +219,24 @@ def after_experiment_control(
     configuration: dict[str, Any] | None = None,
     **_: Any,
 ) -> None:
-    """Stop what still runs, record how chaoslib ended, copy the run state, unlock."""
+    """Stop what still runs, check for leftover faults, record how chaoslib ended, copy the
+    run state, unlock."""
     from chaoscautious import background
 
     journal = state or {}
     try:
         tgt = target(configuration)
         run = RunState(tgt)
+        stopped: list[str] = []
         with suppressed("stopping background work"):
-            background.stop_background(run)
+            stopped = background.stop_background(run)
+        cleanup = _cleanup(tgt, run, stopped)
         data = run.update(
             lambda data: data.update(
                 ended=time.time(),
                 status=journal.get("status"),
                 deviated=journal.get("deviated"),
+                cleanup=cleanup,
             )
         )
         if data.get("out_dir"):
@@ -242,6 +248,36 @@ def after_experiment_control(
         log.warning("cautious: after-experiment cleanup failed: %s", exc)
     finally:
         _release()
+
+
+def _cleanup(tgt: Target, run: RunState, stopped: list[str]) -> dict[str, Any]:
+    """What the experiment left behind, checked on the cluster itself; found faults are cleared.
+
+    ``leftovers`` counts them (``left`` names them); ``error`` says why they could not be
+    checked. The game day reads this from ``chaos-run.json``.
+    """
+    from chaoscautious import faults
+
+    try:
+        left = faults.leftovers(tgt)
+        cleared = faults.clear(tgt, run) if left["count"] else []
+    except Exception as exc:
+        return {"stopped": stopped, "error": f"cannot check for leftover faults: {exc}"}
+    return {
+        "stopped": stopped,
+        "leftovers": left["count"],
+        "left": _leftover_text(left),
+        "cleared": cleared,
+    }
+
+
+def _leftover_text(left: dict[str, Any]) -> str:
+    parts = []
+    for key in ("helpers", "qdiscs", "lb_redirects", "paused", "disconnected"):
+        if left.get(key):
+            items = left[key]
+            parts.append(f"{key} {', '.join(items) if isinstance(items, list) else items}")
+    return "; ".join(parts)
 
 
 def _short(value: Any, limit: int = 300) -> str:

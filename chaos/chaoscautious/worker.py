@@ -3,7 +3,9 @@
 It runs the deploy chain of the library (``DeployPipeline.deploy``: test → build → sandbox →
 rollout, journaled, under the cluster's lock) without the Locust load ``invoke deploy`` adds —
 the experiment measures with its own load. The outcome goes to ``--result`` as JSON, written
-atomically, so whoever waits can tell "rolled back" from "the worker died".
+atomically, so whoever waits can tell "rolled back" from "the worker died": ``outcome`` and
+``reason`` always, and ``rollout`` — the rollout's ``RolloutSummary.to_dict()``, which the game
+day reads back with ``RolloutSummary.from_dict`` — when one ran.
 
 SIGTERM during the rollout makes the runner roll back (``terminate_as_interrupt``), which is how
 a bounded wait stops a rollout that takes too long.
@@ -18,17 +20,13 @@ import time
 from pathlib import Path
 from typing import Any
 
+from cautious.files import write_json_atomic
+
 __all__ = ["main"]
 
 
 def _say(message: str) -> None:
     print(f"{time.strftime('%H:%M:%S')} {message}", flush=True)
-
-
-def _write(path: Path, result: dict[str, Any]) -> None:
-    scratch = path.with_suffix(".tmp")
-    scratch.write_text(json.dumps(result, indent=2, sort_keys=True) + "\n", encoding="utf-8")
-    scratch.replace(path)
 
 
 def _setting(text: str) -> tuple[str, Any]:
@@ -68,13 +66,13 @@ def main(argv: list[str] | None = None) -> int:
     except CautiousError as exc:
         _say(f"cautious: {exc}")
         result.update(outcome="failed", reason=str(exc), ended=time.time())
-        _write(args.result, result)
+        write_json_atomic(args.result, result)
         return exc.exit_code
     except (Interrupted, KeyboardInterrupt) as exc:
         # The runner re-raises an interrupt only when its rollback failed: the cluster is
         # mixed and the journal says aborted; the next restore or deploy converges it.
         result.update(outcome="aborted", reason=f"interrupted ({exc})", ended=time.time())
-        _write(args.result, result)
+        write_json_atomic(args.result, result)
         return 1
     if outcome is None:
         result.update(outcome="unchanged", reason="the cluster already ran this release")
@@ -82,18 +80,10 @@ def main(argv: list[str] | None = None) -> int:
         result.update(
             outcome=outcome.outcome,
             reason=outcome.reason,
-            id=outcome.id,
-            strategy=outcome.strategy,
-            rollout_started=outcome.started,
-            rollout_ended=outcome.ended,
-            from_release=outcome.from_release.label,
-            to_release=outcome.to_release.label,
-            steps=outcome.steps,
-            timeline=outcome.timeline,
-            instances=outcome.instances,
+            rollout=outcome.summary().to_dict(),
         )
     result["ended"] = time.time()
-    _write(args.result, result)
+    write_json_atomic(args.result, result)
     _say(f"rollout {result['outcome']}: {result.get('reason', '')}")
     return 0 if result["outcome"] in {"succeeded", "unchanged"} else 1
 

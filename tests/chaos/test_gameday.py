@@ -9,15 +9,20 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
 import xml.etree.ElementTree as ET
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import pytest
+from cautious.config import load_config
 from cautious.exceptions import ConfigError
+from cautious.gameday.experiment import ExperimentResult
 from cautious.gameday.judge import judge_journal
-from cautious.gameday.suite import load_suite
-from cautious.gameday.summary import junit, summary_markdown
+from cautious.gameday.suite import Suite, load_suite
+from cautious.gameday.summary import gameday_report
+from cautious.report.document import write_report
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -211,16 +216,20 @@ def test_a_bad_suite_is_bad_input(tmp_path: Path, text: str, message: str) -> No
 # -- summary ------------------------------------------------------------------------------------
 
 
-def document() -> dict[str, Any]:
-    entry = {
-        "name": "kill-mid-rollout",
-        "title": "An instance killed mid-rollout",
-        "status": "completed",
-        "deviated": True,
-        "verdict": "fail",
-        "reasons": ["the steady state deviated after the method: probe 'claims' …"],
-        "duration_s": 41.5,
-        "figures": {
+def results(folder: Path) -> list[ExperimentResult]:
+    """Two experiments of a game day written to ``folder``: one held, one deviated."""
+    deviated = ExperimentResult(
+        name="kill-mid-rollout",
+        title="An instance killed mid-rollout",
+        path=REPO / "chaos" / "experiments" / "kill-mid-rollout.json",
+        folder=folder / "02-kill-mid-rollout",
+        status="completed",
+        deviated=True,
+        verdict="fail",
+        reasons=("the steady state deviated after the method: probe 'claims' …",),
+        started=1_763_900_000.0,
+        duration_s=41.5,
+        figures={
             "success_ratio": 0.97,
             "longest_error_window_s": 2,
             "p99_ms": 207.9,
@@ -228,44 +237,70 @@ def document() -> dict[str, Any]:
             "failed": 5,
             "missing": 24,
         },
-        "rollout": {"release": "v2", "outcome": "succeeded"},
-        "cleanup": {"healthy": "3/3", "leftovers": 0},
-        "events": ["sample-3 (v1) sent SIGKILL: now exited"],
-        "journal": "01-kill-mid-rollout/journal.json",
-        "report": "01-kill-mid-rollout/report.md",
-        "report_html": None,
-    }
-    held = {
-        **entry,
-        "name": "rolling-under-load",
-        "deviated": False,
-        "verdict": "pass",
-        "reasons": [],
-    }
-    return {
-        "command": "gameday",
-        "created": "2026-11-23T12:00:00Z",
-        "verdict": "fail",
-        "verdict_reason": "1 of 2 experiment(s) did not hold: kill-mid-rollout",
-        "context": {"suite_name": "sandbox game day", "cluster": "sandbox", "duration_s": 90},
-        "experiments": [held, entry],
-    }
+        rollout={"release": "v2", "outcome": "succeeded"},
+        cleanup={"healthy": "3/3", "leftovers": 0},
+        events=({"t": 1_763_900_010.0, "what": "sample-3 (v1) sent SIGKILL: now exited"},),
+        journal=folder / "02-kill-mid-rollout" / "journal.json",
+        report=folder / "02-kill-mid-rollout" / "report.md",
+    )
+    held = replace(
+        deviated,
+        name="rolling-under-load",
+        folder=folder / "01-rolling-under-load",
+        deviated=False,
+        verdict="pass",
+        reasons=(),
+        journal=folder / "01-rolling-under-load" / "journal.json",
+        report=None,
+    )
+    return [held, deviated]
 
 
-def test_the_summary_shows_each_verdict_with_figures_and_links() -> None:
-    text = summary_markdown(document())
+@pytest.fixture
+def gameday_folder(tmp_path: Path) -> Path:
+    """The report folder of a game day where one experiment of two did not hold."""
+    config_path = tmp_path / "cautious.yaml"
+    config_path.write_text("cluster: {name: unit}\n", encoding="utf-8")
+    folder = tmp_path / "gameday"
+    document = gameday_report(
+        results(folder),
+        suite=Suite(name="sandbox game day", entries=()),
+        config=load_config(config_path),
+        config_path=config_path,
+        command="gameday",
+        started=time.time(),
+    )
+    write_report(document, folder)
+    return folder
+
+
+def test_the_summary_shows_each_verdict_with_figures_and_links(gameday_folder: Path) -> None:
+    text = (gameday_folder / "report.md").read_text(encoding="utf-8")
     assert text.startswith("## ❌ Cautious game day: fail")
+    assert "1 of 2 experiment(s) did not hold: kill-mid-rollout" in text
     row = next(line for line in text.splitlines() if line.startswith("| kill-mid-rollout"))
     for cell in ("❌ fail", "yes", "97 %", "2 s", "207.9 ms", "1026 / 5 / 24", "v2: succeeded",
-                 "3/3 healthy, 0 leftovers", "[journal](01-kill-mid-rollout/journal.json)",
-                 "[report](01-kill-mid-rollout/report.md)"):  # fmt: skip
+                 "3/3 healthy, 0 leftovers", "[journal](02-kill-mid-rollout/journal.json)",
+                 "[report](02-kill-mid-rollout/report.md)"):  # fmt: skip
         assert cell in row, cell
     assert "- the steady state deviated after the method" in text
     assert "what happened: sample-3 (v1) sent SIGKILL" in text
 
 
-def test_junit_has_one_case_per_experiment() -> None:
-    suite = ET.fromstring(junit(document()))
+def test_the_summary_has_no_availability_of_its_own(gameday_folder: Path) -> None:
+    report = json.loads((gameday_folder / "report.json").read_text(encoding="utf-8"))
+    assert (report["availability"], report["claims"], report["rollout"]) == (None, [], None)
+    assert [entry["folder"] for entry in report["experiments"]] == [
+        "01-rolling-under-load",
+        "02-kill-mid-rollout",
+    ]
+    page = (gameday_folder / "report.html").read_text(encoding="utf-8")
+    assert '<a href="02-kill-mid-rollout/journal.json">journal</a>' in page
+    assert 'id="timeline-chart"' not in page
+
+
+def test_junit_has_one_case_per_experiment(gameday_folder: Path) -> None:
+    suite = ET.parse(gameday_folder / "junit.xml").getroot()
     assert suite.get("tests") == "2" and suite.get("failures") == "1"
     failure = suite.find("testcase[@name='kill-mid-rollout']/failure")
     assert failure is not None and failure.get("type") == "ExperimentDeviated"
@@ -309,14 +344,13 @@ def test_the_tasks_are_in_the_main_collection_once_wired() -> None:
     assert "chaos.run" in ns.task_names
 
 
-def test_summary_json_is_what_ci_reads(tmp_path: Path) -> None:
+def test_summary_json_is_what_ci_reads(gameday_folder: Path) -> None:
     """actions/lib/cautious_github.py annotates deviated experiments from report.json."""
     sys.path.insert(0, str(REPO / "actions" / "lib"))
     try:
         import cautious_github
     finally:
         sys.path.pop(0)
-    (tmp_path / "report.json").write_text(json.dumps(document()), encoding="utf-8")
-    report = cautious_github.load_report(tmp_path)
+    report = cautious_github.load_report(gameday_folder)
     lines = cautious_github.annotation_lines(report, 1, "cautious gameday")
     assert lines == ["::error title=experiment kill-mid-rollout::kill-mid-rollout: fail (deviated)"]

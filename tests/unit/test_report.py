@@ -9,6 +9,7 @@ import re
 import shutil
 import subprocess
 import xml.etree.ElementTree as ET
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -21,18 +22,20 @@ from cautious.measure.claims import evaluate_claims
 from cautious.measure.requestlog import RequestRecord
 from cautious.report.document import (
     SCHEMA_VERSION,
-    InstanceInfo,
-    RolloutStep,
-    RolloutSummary,
-    TimelineEvent,
+    ReportDocument,
     build_report,
-    render_from_json,
+    render_folder,
     write_report,
 )
+from cautious.rollout.records import InstanceRecord, RolloutSummary, StepRecord, TimelineEvent
 from matplotlib.image import imread
 
 T = 1_700_000_000
 CREATED = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
+
+
+def step(name: str, instance: str, started: float, ended: float | None, detail: str) -> StepRecord:
+    return StepRecord(name, "forward", started, ended, "ok", instances=(instance,), detail=detail)
 
 
 def rolling_rollout(outcome: str = "succeeded") -> RolloutSummary:
@@ -40,13 +43,16 @@ def rolling_rollout(outcome: str = "succeeded") -> RolloutSummary:
     for index, instance in enumerate(("sample-1", "sample-2")):
         begin = T + 10 + 6 * index
         steps += [
-            RolloutStep("drain", instance, begin, begin + 1.0, "ok", "LB drain"),
-            RolloutStep("restart", instance, begin + 1.0, begin + 4.0, "ok", "v1 → v2"),
-            RolloutStep("ready", instance, begin + 4.0, begin + 4.2, "ok", "LB ready"),
+            step("drain", instance, begin, begin + 1.0, "LB drain"),
+            step("restart", instance, begin + 1.0, begin + 4.0, "v1 → v2"),
+            step("ready", instance, begin + 4.0, begin + 4.2, "LB ready"),
         ]
     if outcome != "succeeded":
-        steps[-1] = RolloutStep("ready", "sample-2", T + 20.0, None, "failed", "never ready")
+        steps[-1] = replace(
+            step("ready", "sample-2", T + 20.0, None, "never ready"), outcome="failed"
+        )
     return RolloutSummary(
+        id="20261123T120000-abcdef",
         strategy="rolling",
         from_release="v1",
         to_release="v2",
@@ -71,11 +77,11 @@ def timeline() -> list[TimelineEvent]:
     return events
 
 
-def sample_report(
+def sample_document(
     claims: ClaimsConfig | None = None,
     rollout: RolloutSummary | None = None,
     outage_seconds: int = 2,
-) -> dict[str, Any]:
+) -> ReportDocument:
     """30 s at 20 req/s over two instances; an outage of ``outage_seconds`` at T+12."""
     records = []
     for second in range(32):
@@ -102,17 +108,26 @@ def sample_report(
         claims=evaluate_claims(claims or ClaimsConfig(), availability),
         rollout=rollout if rollout is not None else rolling_rollout(),
         timeline=timeline(),
-        instances=[InstanceInfo("sample-1", "v2"), InstanceInfo("sample-2", "v2")],
+        instances=[InstanceRecord("sample-1", "v2"), InstanceRecord("sample-2", "v2")],
         context={"lb_url": "http://127.0.0.1:8080/", "rate": 20},
         created=CREATED,
     )
+
+
+def sample_report(
+    claims: ClaimsConfig | None = None,
+    rollout: RolloutSummary | None = None,
+    outage_seconds: int = 2,
+) -> dict[str, Any]:
+    """report.json of :func:`sample_document`."""
+    return sample_document(claims, rollout, outage_seconds).to_dict(Path.cwd())
 
 
 @pytest.fixture(scope="module")
 def folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """One written report shared by the tests that only read it (rendering takes a second)."""
     out = tmp_path_factory.mktemp("report")
-    write_report(sample_report(), out)
+    write_report(sample_document(), out)
     return out
 
 
@@ -176,7 +191,7 @@ def test_a_rolled_back_rollout_fails_the_verdict_even_when_claims_hold() -> None
 
 def test_a_report_without_a_rollout_says_so_with_null() -> None:
     availability = compute_availability([], target_rate=10)
-    report = build_report(command="invoke load", availability=availability, claims=[])
+    report = build_report(command="invoke load", availability=availability).to_dict(Path.cwd())
     assert (report["rollout"], report["timeline"], report["instances"]) == (None, [], [])
     assert report["verdict"] == "not-enough-data"
 
@@ -193,7 +208,7 @@ def test_the_folder_holds_four_files(folder: Path) -> None:
 def test_report_json_is_stable_with_sorted_keys(folder: Path, tmp_path: Path) -> None:
     text = (folder / "report.json").read_text()
     assert text == json.dumps(json.loads(text), sort_keys=True, indent=2, ensure_ascii=False) + "\n"
-    write_report(sample_report(), tmp_path / "again")
+    write_report(sample_document(), tmp_path / "again")
     assert (tmp_path / "again" / "report.json").read_text() == text
 
 
@@ -212,7 +227,7 @@ def test_report_md_leads_with_the_verdict_then_claims_availability_and_steps(
 
 
 def test_report_md_escapes_table_pipes(tmp_path: Path) -> None:
-    write_report(sample_report(rollout=rolling_rollout("rolled-back")), tmp_path)
+    write_report(sample_document(rollout=rolling_rollout("rolled-back")), tmp_path)
     text = (tmp_path / "report.md").read_text()
     assert "sample-2 | never became ready" in text  # the reason line is prose, not a table
     assert "| 6 | ready | sample-2 | +20.0 s | cut short | failed | never ready |" in text
@@ -235,7 +250,7 @@ def test_junit_xml_has_a_testcase_per_claim_and_fails_the_failed_ones(folder: Pa
 
 
 def test_junit_xml_skips_claims_without_enough_data(tmp_path: Path) -> None:
-    write_report(sample_report(ClaimsConfig(min_requests=100_000)), tmp_path)
+    write_report(sample_document(ClaimsConfig(min_requests=100_000)), tmp_path)
     suite = ET.parse(tmp_path / "junit.xml").getroot()
     skipped = [case.find("skipped") for case in suite.iter("testcase")]
     assert sum(s is not None for s in skipped) == 3
@@ -244,7 +259,7 @@ def test_junit_xml_skips_claims_without_enough_data(tmp_path: Path) -> None:
 
 
 def test_junit_xml_fails_a_rolled_back_rollout(tmp_path: Path) -> None:
-    write_report(sample_report(rollout=rolling_rollout("rolled-back")), tmp_path)
+    write_report(sample_document(rollout=rolling_rollout("rolled-back")), tmp_path)
     suite = ET.parse(tmp_path / "junit.xml").getroot()
     (rollout,) = [c for c in suite.iter("testcase") if c.get("name") == "rollout"]
     failure = rollout.find("failure")
@@ -265,38 +280,39 @@ def test_report_html_is_self_contained_with_the_chart_inline(folder: Path) -> No
 
 
 def test_report_html_escapes_what_it_shows(tmp_path: Path) -> None:
-    report = sample_report()
-    report["command"] = "invoke deploy --release '<script>alert(1)</script>'"
-    write_report(report, tmp_path)
+    document = replace(
+        sample_document(), command="invoke deploy --release '<script>alert(1)</script>'"
+    )
+    write_report(document, tmp_path)
     page = (tmp_path / "report.html").read_text()
     assert "<script>" not in page
     assert "&lt;script&gt;" in page
 
 
-def test_render_from_json_rebuilds_the_same_files(folder: Path) -> None:
+def test_render_folder_rebuilds_the_same_files(folder: Path) -> None:
     before = {name: (folder / name).read_bytes() for name in ("report.md", "junit.xml")}
     html = (folder / "report.html").read_bytes()
     for name in ("report.md", "junit.xml", "report.html"):
         (folder / name).unlink()
-    paths = render_from_json(folder / "report.json")
-    assert paths.html == folder / "report.html"
+    paths = render_folder(folder / "report.json")
+    assert paths["html"] == folder / "report.html"
     assert {name: (folder / name).read_bytes() for name in before} == before
     assert (folder / "report.html").read_bytes() == html
-    render_from_json(folder)  # the folder works as well as the file
+    render_folder(folder)  # the folder works as well as the file
 
 
-def test_render_from_json_refuses_what_is_not_a_report(tmp_path: Path) -> None:
+def test_render_folder_refuses_what_is_not_a_report(tmp_path: Path) -> None:
     with pytest.raises(UsageError, match="cannot read"):
-        render_from_json(tmp_path / "absent.json")
+        render_folder(tmp_path / "absent.json")
     (tmp_path / "bad.json").write_text("{not json")
     with pytest.raises(UsageError, match="not JSON"):
-        render_from_json(tmp_path / "bad.json")
+        render_folder(tmp_path / "bad.json")
     (tmp_path / "other.json").write_text('{"schema_version": 99}')
     with pytest.raises(UsageError, match="schema version 1"):
-        render_from_json(tmp_path / "other.json")
+        render_folder(tmp_path / "other.json")
     (tmp_path / "partial.json").write_text('{"schema_version": 1, "verdict": "pass"}')
     with pytest.raises(UsageError, match="incomplete"):
-        render_from_json(tmp_path / "partial.json")
+        render_folder(tmp_path / "partial.json")
 
 
 def test_a_report_with_no_data_and_no_rollout_still_renders(tmp_path: Path) -> None:
@@ -308,8 +324,8 @@ def test_a_report_with_no_data_and_no_rollout_still_renders(tmp_path: Path) -> N
         created=CREATED,
     )
     paths = write_report(report, tmp_path)
-    assert 'id="timeline-chart"' in paths.html.read_text()
-    assert "⚠️ Cautious: not-enough-data" in paths.markdown.read_text()
+    assert 'id="timeline-chart"' in paths["html"].read_text()
+    assert "⚠️ Cautious: not-enough-data" in paths["markdown"].read_text()
 
 
 # --- the page as a browser shows it ----------------------------------------------------------

@@ -2,9 +2,9 @@
 
 Thin, like every task module: parse flags, load the configuration, hand over to
 ``cautious.gameday.run``, print the outcome, exit 0 when every experiment held, 1 when one deviated
-or failed, 2 for bad input (one line saying what to fix). ``cautious.gameday.run`` — and through it
-the Chaos Toolkit extension — is imported only when a chaos task runs, so the other tasks keep
-working on a machine where the extension is not installed.
+or failed, 2 for bad input (one line saying what to fix). ``cautious.gameday.run`` is imported
+only when a chaos task runs; it runs experiments through the ``chaos`` CLI and never imports the
+Chaos Toolkit extension, so the other tasks keep working on a machine without it.
 
 Exported as ``chaos_ns`` (the ``chaos`` collection) and ``gameday`` for ``cautious.tasks``.
 ``python -m cautious.cli.chaos_tasks`` runs them on their own.
@@ -71,7 +71,7 @@ def _finish(document: dict[str, Any], folder: Path) -> None:
             f"rollout {(entry.get('rollout') or {}).get('outcome', '-')}, "
             f"cluster after: {(entry.get('cleanup') or {}).get('healthy', '-')} healthy"
         )
-    console.print(f"summary: {folder / 'summary.md'}")
+    console.print(f"report: {folder / 'report.md'}")
     if document["verdict"] != "pass":
         reason = document["verdict_reason"]
         raise Exit(f"cautious: game day {document['verdict']}: {reason}", code=1)

@@ -31,7 +31,7 @@ from cautious.deploy import DeployPipeline, Prepared, RolloutHook
 from cautious.exceptions import ConfigError, SandboxError, UsageError
 from cautious.measure.claims import claim_label, format_figure, format_target
 from cautious.measure.session import Measured, default_report_dir, measured_load, measured_rollout
-from cautious.report.document import render_from_json
+from cautious.report.document import render_folder
 from cautious.rollout.journal import Journal, StartupStats, startup_stats
 from cautious.rollout.runner import RolloutResult
 
@@ -260,9 +260,9 @@ def load(
 @task(help={"path": "a report.json, or the folder holding it"})
 @clean_errors
 def report(c: Context, path: str) -> None:
-    """Re-render report.md, junit.xml and report.html from a report.json."""
-    paths = render_from_json(path)
-    for written in (paths.markdown, paths.junit, paths.html):
+    """Re-render report.md, junit.xml and report.html from a report.json (a deploy's, a
+    load's or a game day's)."""
+    for written in render_folder(path).rendered.values():
         print(written)
 
 
@@ -376,7 +376,7 @@ def _finish(result: RolloutResult | None, measured: Measured | None = None) -> N
         f"{result.ended - result.started:.1f} s)"
     )
     for item in result.instances:
-        _say(f"{item['name']}: {item['release']} ({item['state']})")
+        _say(f"{item.name}: {item.release} ({item.state})")
     if result.longest_without_capacity_s > 0:
         console.print(
             f"[yellow]outage:[/yellow] no instance was in rotation for "

@@ -24,13 +24,16 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Mapping
+from importlib import metadata
 from pathlib import Path
 
 from cautious.exceptions import PrerequisiteError
 from cautious.files import LineFollower
 from cautious.gameday.suite import SuiteEntry
 
-__all__ = ["check_chaostoolkit", "run_chaos"]
+__all__ = ["EXTENSION", "check_chaostoolkit", "run_chaos"]
+
+EXTENSION = "chaostoolkit-cautious"  # the distribution whose activities the experiments name
 
 _INTERRUPT_GRACE_S = 240.0  # SIGINT → chaoslib plays the rollbacks (a restore is a rollout)
 _KILL_WAIT_S = 30.0
@@ -39,11 +42,19 @@ _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
 
 def check_chaostoolkit() -> None:
-    """The ``chaos`` CLI must be importable before a game day starts (exit 2 otherwise)."""
+    """The ``chaos`` CLI and the extension the experiments use must be installed before a game
+    day starts (exit 2 otherwise); neither is imported here."""
     if importlib.util.find_spec("chaostoolkit") is None:
         raise PrerequisiteError(
             "the Chaos Toolkit is not installed: run `pip install chaostoolkit`"
         )
+    try:
+        metadata.distribution(EXTENSION)
+    except metadata.PackageNotFoundError:
+        raise PrerequisiteError(
+            f"the Chaos Toolkit extension ({EXTENSION}) is not installed: run "
+            "`pip install -e ./chaos` (after `pip install -e .`), or `scripts/install`"
+        ) from None
 
 
 def run_chaos(

@@ -9,22 +9,20 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
-from typing import Any, Literal
+from typing import Any
 
 from cautious.config import ClaimsConfig
 from cautious.measure.availability import Availability
+from cautious.verdict import Verdict, worst
 
 __all__ = [
     "ClaimResult",
-    "Verdict",
     "claim_label",
     "evaluate_claims",
     "format_figure",
     "format_target",
     "overall_verdict",
 ]
-
-Verdict = Literal["pass", "fail", "not-enough-data"]
 
 
 @dataclass(frozen=True)
@@ -36,6 +34,11 @@ class ClaimResult:
     measured: float | None
     verdict: Verdict
     detail: str
+
+    @property
+    def label(self) -> str:
+        """What the claim is called in reports ("success ratio")."""
+        return claim_label(self.name)
 
     def to_dict(self) -> dict[str, Any]:
         """The report.json form."""
@@ -122,14 +125,8 @@ def evaluate_claims(claims: ClaimsConfig, availability: Availability) -> list[Cl
 
 
 def overall_verdict(results: Sequence[ClaimResult]) -> Verdict:
-    """``fail`` if any claim failed, else ``not-enough-data`` if any lacked data or none was
-    evaluated (a pass must mean something was checked), else ``pass``."""
-    verdicts = {result.verdict for result in results}
-    if "fail" in verdicts:
-        return "fail"
-    if "not-enough-data" in verdicts or not verdicts:
-        return "not-enough-data"
-    return "pass"
+    """The worst of the claims' verdicts (see :func:`cautious.verdict.worst`)."""
+    return worst(result.verdict for result in results)
 
 
 def _judge(

@@ -8,6 +8,7 @@ junit.xml and report.html are written. ``measured_load`` does the same for any l
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -22,15 +23,7 @@ from cautious.measure.availability import compute_availability
 from cautious.measure.claims import ClaimResult, evaluate_claims
 from cautious.measure.load import LoadHandle, start_load
 from cautious.measure.requestlog import read_request_log
-from cautious.report.document import (
-    InstanceInfo,
-    ReportPaths,
-    RolloutStep,
-    RolloutSummary,
-    TimelineEvent,
-    build_report,
-    write_report,
-)
+from cautious.report.document import ReportDocument, ReportPaths, build_report, write_report
 from cautious.rollout.runner import RolloutResult
 
 __all__ = ["Measured", "default_report_dir", "measured_load", "measured_rollout"]
@@ -86,13 +79,11 @@ def measured_rollout(
         rollout_end=result.ended,
     )
     claims = evaluate_claims(config.claims, availability)
-    report = build_report(
+    document = build_report(
         command=command,
         availability=availability,
         claims=claims,
-        rollout=_summary(result),
-        timeline=[TimelineEvent(**event) for event in result.timeline],
-        instances=[InstanceInfo(item["name"], item["release"]) for item in result.instances],
+        rollout=result.summary(),
         context={
             "cluster": config.cluster.name,
             "lb_url": url,
@@ -104,8 +95,7 @@ def measured_rollout(
             "git_sha": result.to_release.git_sha,
         },
     )
-    paths = write_report(report, report_dir)
-    return result, Measured(report["verdict"], report, paths, claims)
+    return result, _written(document, report_dir, claims)
 
 
 def measured_load(
@@ -129,13 +119,19 @@ def measured_load(
         read_request_log(run.request_log), target_rate=rate, slo=config.claims.success_ratio
     )
     claims = evaluate_claims(config.claims, availability)
-    report = build_report(
+    document = build_report(
         command="load",
         availability=availability,
         claims=claims,
         context={"url": url, "rate": rate, "users": load.users, "duration_s": duration_s},
     )
-    return Measured(report["verdict"], report, write_report(report, report_dir), claims)
+    return _written(document, report_dir, claims)
+
+
+def _written(document: ReportDocument, report_dir: Path, claims: list[ClaimResult]) -> Measured:
+    paths = write_report(document, report_dir)
+    report = json.loads(paths.json.read_text(encoding="utf-8"))
+    return Measured(document.verdict, report, paths, claims)
 
 
 def _load(config: Config, url: str, report_dir: Path) -> LoadHandle:
@@ -175,27 +171,3 @@ def _ticker(handle: LoadHandle, progress: Callable[[str], None]) -> Iterator[Cal
     finally:
         stop.set()
         thread.join(timeout=5)
-
-
-def _summary(result: RolloutResult) -> RolloutSummary:
-    steps = tuple(
-        RolloutStep(
-            name=("rollback: " if step["phase"] == "rollback" else "") + step["name"],
-            instance=", ".join(step.get("instances", [])) or None,
-            started=step["started"],
-            ended=step.get("ended"),
-            outcome=step["outcome"],
-            detail=step.get("detail", ""),
-        )
-        for step in result.steps
-    )
-    return RolloutSummary(
-        strategy=result.strategy,
-        from_release=result.from_release.label,
-        to_release=result.to_release.label,
-        outcome=result.outcome,
-        reason=result.reason,
-        steps=steps,
-        started=result.started,
-        ended=result.ended,
-    )

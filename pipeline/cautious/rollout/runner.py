@@ -16,7 +16,7 @@ import signal
 import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from types import FrameType
 from typing import Any, TypeVar
 
@@ -27,6 +27,13 @@ from cautious.release import Release
 from cautious.rollout.journal import Journal, Outcome, RolloutRecord
 from cautious.rollout.operations import Retired, enter_rotation, retire_instance, start_instance
 from cautious.rollout.plan import Bake, Plan, Retire, SetWeights, Start, Step, Switch
+from cautious.rollout.records import (
+    InstanceRecord,
+    RolloutSummary,
+    StepPhase,
+    StepRecord,
+    TimelineEvent,
+)
 
 __all__ = ["Interrupted", "RolloutResult", "Runner", "recover", "terminate_as_interrupt"]
 
@@ -54,9 +61,13 @@ def terminate_as_interrupt() -> Iterator[None]:
         signal.signal(signal.SIGTERM, previous)
 
 
-@dataclass
+@dataclass(frozen=True)
 class RolloutResult:
-    """What happened: the outcome, its reason, the steps, and where every instance ended."""
+    """What happened: the outcome, its reason, the steps, and where every instance ended.
+
+    It holds the plan and the releases themselves; :meth:`summary` is its plain-data form for
+    reports and result files.
+    """
 
     id: str
     plan: Plan
@@ -66,9 +77,9 @@ class RolloutResult:
     reason: str
     started: float
     ended: float
-    steps: list[dict[str, Any]] = field(default_factory=list)
-    timeline: list[dict[str, Any]] = field(default_factory=list)
-    instances: list[dict[str, str]] = field(default_factory=list)
+    steps: tuple[StepRecord, ...] = ()
+    timeline: tuple[TimelineEvent, ...] = ()
+    instances: tuple[InstanceRecord, ...] = ()
 
     @property
     def succeeded(self) -> bool:
@@ -84,17 +95,33 @@ class RolloutResult:
         serving = set(self.plan.current)
         empty_since: float | None = None
         longest = 0.0
-        for event in sorted(self.timeline, key=lambda item: item["t"]):
-            if event["state"] == "ready":
-                serving.add(event["instance"])
+        for event in sorted(self.timeline, key=lambda item: item.t):
+            if event.state == "ready":
+                serving.add(event.instance)
             else:
-                serving.discard(event["instance"])
+                serving.discard(event.instance)
             if not serving and empty_since is None:
-                empty_since = event["t"]
+                empty_since = event.t
             elif serving and empty_since is not None:
-                longest = max(longest, event["t"] - empty_since)
+                longest = max(longest, event.t - empty_since)
                 empty_since = None
         return longest
+
+    def summary(self) -> RolloutSummary:
+        """The rollout in plain data, as reports and the chaos worker's result file hold it."""
+        return RolloutSummary(
+            id=self.id,
+            strategy=self.strategy,
+            from_release=self.from_release.label,
+            to_release=self.to_release.label,
+            outcome=self.outcome,
+            reason=self.reason,
+            started=self.started,
+            ended=self.ended,
+            steps=self.steps,
+            timeline=self.timeline,
+            instances=self.instances,
+        )
 
 
 @dataclass
@@ -115,8 +142,8 @@ class Runner:
         self.config = sandbox.config
         self.backend = sandbox.backend
         self._runtime: LoadBalancer | None = None
-        self.timeline: list[dict[str, Any]] = []
-        self.steps: list[dict[str, Any]] = []
+        self.timeline: list[TimelineEvent] = []
+        self.steps: list[StepRecord] = []
 
     @property
     def runtime(self) -> LoadBalancer:
@@ -142,7 +169,7 @@ class Runner:
             strategy=plan.strategy,
             cluster=self.config.cluster.name,
             **{"from": _release_dict(from_release), "to": _release_dict(to_release)},
-            instances=self.instances_now(),
+            instances=[item.to_dict() for item in self.instances_now()],
             plan=plan.to_dict(),
         )
         releases = {"from": from_release, "to": to_release}
@@ -167,7 +194,9 @@ class Runner:
             self.say(f"rolling back: {reason}")
             outcome, reason = self._undo_all(rollout_id, undo, reason, on_step)
         instances = self.instances_now()
-        self.journal.end(rollout_id, outcome, reason=reason, instances=instances)
+        self.journal.end(
+            rollout_id, outcome, reason=reason, instances=[item.to_dict() for item in instances]
+        )
         if interrupted is not None and outcome == "aborted":
             raise interrupted
         return RolloutResult(
@@ -179,9 +208,9 @@ class Runner:
             reason=reason,
             started=started,
             ended=time.time(),
-            steps=self.steps,
-            timeline=self.timeline,
-            instances=instances,
+            steps=tuple(self.steps),
+            timeline=tuple(self.timeline),
+            instances=tuple(instances),
         )
 
     def _undo_all(
@@ -198,29 +227,34 @@ class Runner:
         return "rolled-back", reason
 
     def _journaled(
-        self, rollout_id: str, name: str, step: Step | None, phase: str, body: Callable[[], Any]
+        self,
+        rollout_id: str,
+        name: str,
+        step: Step | None,
+        phase: StepPhase,
+        body: Callable[[], Any],
     ) -> None:
-        record: dict[str, Any] = {"name": name, "phase": phase, "started": time.time()}
-        if step is not None:
-            record["kind"] = type(step).__name__.lower()
-            record["instances"] = list(getattr(step, "slots", ()) or getattr(step, "watch", ()))
+        started = time.time()
+        kind = type(step).__name__.lower() if step is not None else None
+        slots = tuple(getattr(step, "slots", ()) or getattr(step, "watch", ()))
+        record = functools.partial(StepRecord, name, phase, started, kind=kind, instances=slots)
         try:
-            detail = body()
+            facts = body()
         except BaseException as exc:
-            record.update(ended=time.time(), outcome="failed", detail=str(exc))
-            self._record(rollout_id, record)
+            verdict = exc.verdict if isinstance(exc, GateFailed) else None
+            self._record(
+                rollout_id, record(time.time(), "failed", detail=str(exc), verdict=verdict)
+            )
             raise
-        record.update(ended=time.time(), outcome="ok")
-        if isinstance(detail, dict):
-            record.update(detail)
-        self._record(rollout_id, record)
+        facts = facts if isinstance(facts, dict) else {}
+        self._record(rollout_id, record(time.time(), "ok", facts=facts))
 
-    def _record(self, rollout_id: str, record: dict[str, Any]) -> None:
+    def _record(self, rollout_id: str, record: StepRecord) -> None:
         self.steps.append(record)
-        self.journal.step(rollout_id, **record)
-        mark = "✓" if record["outcome"] == "ok" else "✗"
-        elapsed = record["ended"] - record["started"]
-        self.say(f"{mark} {record['name']} ({elapsed:.1f} s)")
+        self.journal.step(rollout_id, **record.to_dict())
+        mark = "✓" if record.outcome == "ok" else "✗"
+        elapsed = (record.ended or record.started) - record.started
+        self.say(f"{mark} {record.name} ({elapsed:.1f} s)")
 
     # -- steps -------------------------------------------------------------------------------
 
@@ -395,7 +429,8 @@ class Runner:
                     continue
                 raise GateFailed(
                     f"canary: not enough samples to judge ({watched.requests} requests, "
-                    f"{rollout.canary_min_requests} needed); is load running?"
+                    f"{rollout.canary_min_requests} needed); is load running?",
+                    verdict="not-enough-data",
                 )
             baseline = _delta(start_stats, stats, step.judge_against)
             limit = max(rollout.canary_max_error_ratio, baseline.ratio)
@@ -428,15 +463,12 @@ class Runner:
     # -- helpers -------------------------------------------------------------------------------
 
     def _event(self, slot: str, release: str, state: str) -> None:
-        self.timeline.append(
-            {"t": time.time(), "instance": slot, "release": release, "state": state}
-        )
+        self.timeline.append(TimelineEvent(time.time(), slot, release, state))
 
-    def instances_now(self) -> list[dict[str, str]]:
-        """Every instance and its release, as the journal's end record lists them."""
+    def instances_now(self) -> list[InstanceRecord]:
+        """Every instance, its release and state, as the journal's end record lists them."""
         return [
-            {"name": item.name, "release": item.release, "state": item.state}
-            for item in self.backend.instances()
+            InstanceRecord(item.name, item.release, item.state) for item in self.backend.instances()
         ]
 
 
@@ -514,6 +546,6 @@ def recover(
             record.id,
             "aborted",
             reason=f"the orchestrator stopped mid-rollout; recovered to {release.label}",
-            instances=runner.instances_now(),
+            instances=[item.to_dict() for item in runner.instances_now()],
         )
     return unfinished
