@@ -59,3 +59,18 @@ def test_the_test_task_passes_pytests_failure_code_on() -> None:
 
 def test_the_test_task_succeeds_when_pytest_does() -> None:
     tasks.test(MockContext(run=Result(exited=0)), unit=True)
+
+
+def test_the_test_task_repeats_every_test_to_find_flaky_ones() -> None:
+    context = MockContext(run=Result(exited=0))
+    tasks.test(context, docker=False, repeat="20")
+    command = context.run.call_args.args[0]
+    assert command.endswith('-m pytest -m "not docker" --count 20')
+
+
+@pytest.mark.parametrize("repeat", ["0", "-3", "many", "1e3", "1001"])
+def test_the_test_task_refuses_a_repeat_count_that_is_not_1_to_1000(repeat: str) -> None:
+    with pytest.raises(Exit) as error:
+        tasks.test(MockContext(run=Result(exited=0)), repeat=repeat)
+    assert error.value.code == 2
+    assert "--repeat" in str(error.value.message)

@@ -476,18 +476,37 @@ def _print_status(current: SandboxStatus) -> None:
 # -- tests ---------------------------------------------------------------------------------------
 
 
+_MAX_REPEAT = 1_000
+
+
 @task(
     help={
         "k": "only tests matching this pytest -k expression",
         "unit": "only the unit tests (no Docker, seconds)",
+        "docker": "include the tests that need a Docker engine (--no-docker leaves them out)",
+        "repeat": "run each selected test N times (finds flaky tests), e.g. --repeat 20",
     }
 )
-def test(c: Context, k: str | None = None, unit: bool = False) -> None:
+@clean_errors
+def test(
+    c: Context,
+    k: str | None = None,
+    unit: bool = False,
+    docker: bool = True,
+    repeat: str | None = None,
+) -> None:
     """Run the test suite (unit, integration, Docker, sample service)."""
-    paths = "tests/unit" if unit else ""
-    selection = f"-k {json.dumps(k)}" if k else ""
+    count = _whole_number("--repeat", repeat)
+    if count is not None and not 1 <= count <= _MAX_REPEAT:
+        raise ConfigError(f"--repeat takes a whole number from 1 to {_MAX_REPEAT}, not {repeat!r}")
+    arguments = [
+        "tests/unit" if unit else "",
+        f"-k {json.dumps(k)}" if k else "",
+        "" if docker else '-m "not docker"',
+        f"--count {count}" if count and count > 1 else "",
+    ]
     result = c.run(
-        f"{sys.executable} -m pytest {paths} {selection}".strip(),
+        " ".join([sys.executable, "-m", "pytest", *filter(None, arguments)]),
         warn=True,
         pty=False,
         in_stream=False,
