@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
 
 import pytest
 import yaml
@@ -74,3 +76,18 @@ def test_the_test_task_refuses_a_repeat_count_that_is_not_1_to_1000(repeat: str)
         tasks.test(MockContext(run=Result(exited=0)), repeat=repeat)
     assert error.value.code == 2
     assert "--repeat" in str(error.value.message)
+
+
+def test_a_rolled_back_rollout_stage_ends_with_a_cross_not_a_tick(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    rolled_back = SimpleNamespace(succeeded=False, outcome="rolled-back")
+    monkeypatch.setattr(tasks, "measured_rollout", lambda *_, **__: (rolled_back, None))
+    sandbox = SimpleNamespace(status=lambda: SimpleNamespace(lb_url="http://127.0.0.1:1"))
+    pipeline: Any = SimpleNamespace(sandbox=sandbox, config=None, run_rollout=None)
+    measuring = tasks._measuring(pipeline, tmp_path, "deploy")
+    with tasks._stage("rollout v2 → broken"):
+        measuring.hook(SimpleNamespace(), "deploy")
+    printed = capsys.readouterr().err
+    assert "✗ rollout v2 → broken: rolled-back" in printed
+    assert "✓" not in printed

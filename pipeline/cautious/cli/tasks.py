@@ -59,17 +59,26 @@ def _say(message: str) -> None:
     console.print(f"[dim]{message}[/dim]")
 
 
-_live: list[Status] = []  # the spinner of the running stage, for progress lines
+@dataclass
+class _LiveStage:
+    """A running stage: its spinner, and how it ended when it ended badly without raising."""
+
+    status: Status
+    failed_as: str | None = None  # e.g. "rolled-back": a rollout that returned, not succeeded
+
+
+_live: list[_LiveStage] = []  # the running stages, innermost last, for progress lines
 _PLAIN_PROGRESS_EVERY_S = 5.0
 _last_plain_progress = [0.0]
 
 
 @contextmanager
 def _stage(name: str) -> Iterator[None]:
-    """Show a spinner while a stage runs, then its duration (✗ when it raised)."""
+    """Show a spinner while a stage runs, then its duration (✗ when it raised or failed)."""
     started = time.monotonic()
     with console.status(f"{name} …") as status:
-        _live.append(status)
+        live = _LiveStage(status)
+        _live.append(live)
         try:
             yield
         except UsageError:
@@ -79,13 +88,17 @@ def _stage(name: str) -> Iterator[None]:
             raise
         finally:
             _live.pop()
-    console.print(f"[green]✓[/green] {name} [dim]({time.monotonic() - started:.1f} s)[/dim]")
+    took = f"[dim]({time.monotonic() - started:.1f} s)[/dim]"
+    if live.failed_as:
+        console.print(f"[red]✗[/red] {name}: {live.failed_as} {took}")
+    else:
+        console.print(f"[green]✓[/green] {name} {took}")
 
 
 def _progress(line: str) -> None:
     """A live progress line: in the spinner on a terminal, every few seconds in a CI log."""
     if console.is_terminal and _live:
-        _live[-1].update(line)
+        _live[-1].status.update(line)
     elif time.monotonic() - _last_plain_progress[0] >= _PLAIN_PROGRESS_EVERY_S:
         _last_plain_progress[0] = time.monotonic()
         console.print(f"[dim]{line}[/dim]")
@@ -316,6 +329,8 @@ def _measuring(pipeline: DeployPipeline, folder: Path, command: str) -> _Measuri
             command=command,
             progress=_progress,
         )
+        if not result.succeeded and _live:
+            _live[-1].failed_as = result.outcome  # the stage must not print ✓
         return result
 
     state.hook = hook
