@@ -3,10 +3,18 @@
 from __future__ import annotations
 
 import json
+import math
+import random
+from pathlib import Path
 
 import pytest
-from cautious.measure.availability import UNATTRIBUTED, Availability, compute_availability
-from cautious.measure.requestlog import RequestRecord
+from cautious.measure.availability import (
+    UNATTRIBUTED,
+    Availability,
+    availability_of_logs,
+    compute_availability,
+)
+from cautious.measure.requestlog import RequestRecord, write_request_log
 
 T = 1_700_000_000  # a whole epoch second
 RATE = 10
@@ -251,3 +259,52 @@ def test_the_report_form_is_plain_json_with_the_documented_keys(
     }
     assert set(data["phases"]) == {"before", "during", "after"}
     assert data["per_instance"]["b"]["failed"] == 1
+
+
+def _nearest_rank(values: list[float], percent: int) -> float | None:
+    ranked = sorted(values)
+    return ranked[math.ceil(percent * len(ranked) / 100) - 1] if ranked else None
+
+
+def test_every_percentile_is_the_nearest_rank_of_its_own_requests() -> None:
+    rng = random.Random(14)
+    records = [
+        RequestRecord(
+            T + rng.uniform(0, 30),
+            round(rng.lognormvariate(3, 1), 3),
+            rng.choice((200, 200, 200, 503, 0)),
+            instance=rng.choice(("a", "b", "c", "")),
+        )
+        for _ in range(3_000)
+    ]
+    measured = compute_availability(records, target_rate=100)
+    for row in measured.per_second:
+        mine = [r.latency_ms for r in records if math.floor(r.start) == row.t]
+        assert (row.p50_ms, row.p95_ms, row.p99_ms) == tuple(
+            _nearest_rank(mine, p) for p in (50, 95, 99)
+        )
+    kept = [r for r in records if measured.start <= math.floor(r.start) < measured.end]
+    for name, breakdown in measured.per_instance.items():
+        mine = [r.latency_ms for r in kept if (r.instance or UNATTRIBUTED) == name]
+        assert (breakdown.sent, breakdown.p50_ms, breakdown.p99_ms) == (
+            len(mine),
+            _nearest_rank(mine, 50),
+            _nearest_rank(mine, 99),
+        )
+
+
+def test_logs_of_several_workers_measure_as_one_log(tmp_path: Path) -> None:
+    records = outage_log()
+    write_request_log(tmp_path / "worker-1.csv", records[0::2])
+    write_request_log(tmp_path / "worker-2.csv", records[1::2])
+    window = {"target_rate": RATE, "slo": 0.99, "rollout_start": T + 8.5, "rollout_end": T + 12.2}
+    assert availability_of_logs(
+        [tmp_path / "worker-1.csv", tmp_path / "worker-2.csv"], **window
+    ) == compute_availability(records, **window)
+
+
+def test_no_name_and_the_unattributed_key_are_one_key(tmp_path: Path) -> None:
+    names = ("", UNATTRIBUTED)
+    records = [RequestRecord(T + s / 10, 1.0, 200, instance=names[s % 2]) for s in range(40)]
+    write_request_log(tmp_path / "log.csv", records)
+    assert list(availability_of_logs([tmp_path / "log.csv"]).per_instance) == [UNATTRIBUTED]

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
 
 import pytest
 from cautious.measure.requestlog import (
     FIELDS,
+    Outcomes,
     RequestLogError,
     RequestLogWriter,
     RequestRecord,
+    iter_outcomes,
+    outcomes_of,
     read_request_log,
     write_request_log,
 )
@@ -109,3 +113,79 @@ def test_an_empty_or_absent_file_is_an_error(tmp_path: Path) -> None:
 def test_a_log_with_only_a_header_holds_no_requests(tmp_path: Path) -> None:
     write_request_log(tmp_path / "log.csv", [])
     assert read_request_log(tmp_path / "log.csv") == []
+
+
+def _as_rows(batches: Iterable[Outcomes]) -> list[tuple[float, float, bool, str, str]]:
+    return [
+        (start, latency, ok, batch.instance_names[i], batch.release_names[r])
+        for batch in batches
+        for start, latency, ok, i, r in zip(
+            batch.start.tolist(),
+            batch.latency_ms.tolist(),
+            batch.ok.tolist(),
+            batch.instance.tolist(),
+            batch.release.tolist(),
+            strict=True,
+        )
+    ]
+
+
+def _expected(records: Iterable[RequestRecord]) -> list[tuple[float, float, bool, str, str]]:
+    return [(r.start, r.latency_ms, r.ok, r.instance, r.release) for r in records]
+
+
+def _mixed_log(rows: int) -> list[RequestRecord]:
+    return [
+        RequestRecord(
+            1_700_000_000 + i / 7,
+            i * 0.37,
+            (200, 503, 0, 302)[i % 4],
+            error="" if i % 4 < 2 else "refused",
+            instance=("", "sample-1", "sample-2")[i % 3],
+            release=("v1", "v2")[i % 2],
+        )
+        for i in range(rows)
+    ]
+
+
+@pytest.mark.parametrize("batch_bytes", [1, 64, 1 << 20])
+def test_outcomes_hold_what_records_hold_whatever_the_batch_size(
+    tmp_path: Path, batch_bytes: int
+) -> None:
+    records = _mixed_log(500)
+    write_request_log(tmp_path / "log.csv", records)
+    assert _as_rows(iter_outcomes(tmp_path / "log.csv", batch_bytes)) == _expected(records)
+    assert _as_rows(outcomes_of(records)) == _expected(records)
+
+
+def test_outcomes_read_quoted_fields_after_plain_rows(tmp_path: Path) -> None:
+    records = _mixed_log(300)
+    records[200] = RequestRecord(1.5, 3.0, 0, error='refused, "errno 111"\nsecond line')
+    records[250] = RequestRecord(2.5, 3.0, 200, instance="x" * 200)  # longer than a column
+    write_request_log(tmp_path / "log.csv", records)
+    assert _as_rows(iter_outcomes(tmp_path / "log.csv", 256)) == _expected(records)
+
+
+def test_outcomes_drop_a_final_line_cut_off_mid_write(tmp_path: Path) -> None:
+    path = tmp_path / "log.csv"
+    path.write_text(HEADER + "10.5,4.0,200,GET,/,,a,v1\n" + "11.0,3.")
+    assert _as_rows(iter_outcomes(path)) == [(10.5, 4.0, True, "a", "v1")]
+
+
+@pytest.mark.parametrize("bad", ["fast", "nan", "inf"])
+def test_outcomes_name_the_first_row_that_does_not_parse(tmp_path: Path, bad: str) -> None:
+    path = tmp_path / "log.csv"
+    plain = "".join(f"{10 + i},4.0,200,GET,/,,a,v1\n" for i in range(99))
+    path.write_text(HEADER + plain + f"11.0,{bad},200,GET,/,,a,v1\n" + plain)
+    with pytest.raises(RequestLogError, match="row 100 "):
+        list(iter_outcomes(path, 512))
+    with pytest.raises(RequestLogError, match="row 100 "):
+        read_request_log(path)
+
+
+def test_outcomes_of_a_missing_or_headless_file_fail_at_the_call(tmp_path: Path) -> None:
+    with pytest.raises(RequestLogError, match="cannot read"):
+        iter_outcomes(tmp_path / "absent.csv")
+    (tmp_path / "headless.csv").write_text("1.0,2.0,200\n")
+    with pytest.raises(RequestLogError, match="header lacks"):
+        iter_outcomes(tmp_path / "headless.csv")

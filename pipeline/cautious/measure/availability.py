@@ -19,17 +19,33 @@ in a report always add up:
   budget the SLO allows for this much traffic is gone;
 - latency percentiles are nearest-rank over every request sent, failed ones included (the user
   waited for those too).
+
+The log is read in batches into compact columns (about 33 bytes per request), and every figure
+is computed with numpy over those columns: exact, with no per-request Python object, so a
+million requests take seconds and well under 500 MB.
 """
 
 from __future__ import annotations
 
 import math
-from collections import defaultdict
-from collections.abc import Callable, Iterable, Sequence
+import os
+from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, fields
+from itertools import chain
 from typing import Any, Literal
 
-from cautious.measure.requestlog import RequestRecord
+import numpy as np
+import numpy.typing as npt
+
+from cautious.measure.requestlog import (
+    BoolArray,
+    FloatArray,
+    IndexArray,
+    Outcomes,
+    RequestRecord,
+    iter_outcomes,
+    outcomes_of,
+)
 
 __all__ = [
     "PHASES",
@@ -39,6 +55,7 @@ __all__ = [
     "Phase",
     "SecondRow",
     "WindowStats",
+    "availability_of_logs",
     "compute_availability",
 ]
 
@@ -153,7 +170,7 @@ def compute_availability(
     rollout_start: float | None = None,
     rollout_end: float | None = None,
 ) -> Availability:
-    """Measure availability from a request log.
+    """Measure availability from request records (a log read earlier, or made in memory).
 
     ``target_rate`` (requests/s) turns a shortfall into missing requests; ``slo`` (a success
     ratio such as 0.999) sizes the error budget. With ``rollout_start`` (and ``rollout_end``,
@@ -161,6 +178,35 @@ def compute_availability(
     overlaps the rollout at all is ``during`` it, so its errors are never blamed on the
     steady state.
     """
+    _check(target_rate, slo, rollout_start, rollout_end)
+    return _measure(outcomes_of(records), target_rate, slo, rollout_start, rollout_end)
+
+
+def availability_of_logs(
+    paths: Iterable[str | os.PathLike[str]],
+    *,
+    target_rate: float | None = None,
+    slo: float | None = None,
+    rollout_start: float | None = None,
+    rollout_end: float | None = None,
+) -> Availability:
+    """Measure availability straight from request log files, streaming.
+
+    Several logs (one per load-generator worker) are one measurement: a request belongs to
+    its second whichever file holds it. Arguments as for :func:`compute_availability`;
+    a missing or malformed log is a :class:`~cautious.measure.requestlog.RequestLogError`.
+    """
+    _check(target_rate, slo, rollout_start, rollout_end)
+    batches = chain.from_iterable(iter_outcomes(path) for path in paths)
+    return _measure(batches, target_rate, slo, rollout_start, rollout_end)
+
+
+def _check(
+    target_rate: float | None,
+    slo: float | None,
+    rollout_start: float | None,
+    rollout_end: float | None,
+) -> None:
     if target_rate is not None and target_rate <= 0:
         raise ValueError(f"target_rate must be positive, not {target_rate}")
     if slo is not None and not 0 <= slo <= 1:
@@ -168,52 +214,148 @@ def compute_availability(
     if rollout_start is not None and rollout_end is not None and rollout_end < rollout_start:
         raise ValueError(f"rollout_end {rollout_end} is before rollout_start {rollout_start}")
 
-    by_second: defaultdict[int, list[RequestRecord]] = defaultdict(list)
-    for record in records:
-        by_second[math.floor(record.start)].append(record)
-    measured = range(min(by_second) + 1, max(by_second)) if by_second else range(0)
 
-    rows: list[SecondRow] = []
-    latencies: list[list[float]] = []
-    kept: list[RequestRecord] = []
-    for t in measured:
-        second = by_second.get(t, [])
-        kept.extend(second)
-        sent = len(second)
-        good = sum(1 for record in second if record.ok)
-        ranked = sorted(record.latency_ms for record in second)
-        rows.append(
-            SecondRow(
-                t=t,
-                sent=sent,
-                good=good,
-                failed=sent - good,
-                missing=_missing(target_rate, sent),
-                p50_ms=_percentile(ranked, 50),
-                p95_ms=_percentile(ranked, 95),
-                p99_ms=_percentile(ranked, 99),
-            )
+@dataclass(frozen=True)
+class _Columns:
+    """Every request of the measurement as columns; names are breakdown keys."""
+
+    second: npt.NDArray[np.int64]
+    latency_ms: FloatArray
+    ok: BoolArray
+    instance: IndexArray
+    instance_keys: dict[str, int]
+    release: IndexArray
+    release_keys: dict[str, int]
+
+    def measured(self, first: int, end: int) -> _Columns:
+        """The requests that started in seconds ``first`` .. ``end - 1``, fastest first.
+
+        Sorting once by latency ranks every group at the same time: a stable sort by group
+        then keeps each group's latencies in order (:meth:`_Groups.of`).
+        """
+        keep = np.flatnonzero((self.second >= first) & (self.second < end))
+        order = keep[np.argsort(self.latency_ms[keep])]
+        return _Columns(
+            self.second[order],
+            self.latency_ms[order],
+            self.ok[order],
+            self.instance[order],
+            self.instance_keys,
+            self.release[order],
+            self.release_keys,
         )
-        latencies.append(ranked)
 
-    overall = _window(rows, latencies, slo)
+
+def _gather(batches: Iterable[Outcomes]) -> _Columns:
+    """Concatenate batches, giving instance and release names one numbering across them."""
+    parts: list[Outcomes] = []
+    instance_keys: dict[str, int] = {}
+    release_keys: dict[str, int] = {}
+    instances: list[IndexArray] = []
+    releases: list[IndexArray] = []
+    for batch in batches:
+        parts.append(batch)
+        instances.append(_renumber(batch.instance, batch.instance_names, instance_keys))
+        releases.append(_renumber(batch.release, batch.release_names, release_keys))
+
+    def joined(arrays: Sequence[npt.NDArray[Any]], dtype: type[np.generic]) -> Any:
+        return np.concatenate(arrays) if arrays else np.empty(0, dtype=dtype)
+
+    return _Columns(
+        np.floor(joined([part.start for part in parts], np.float64)).astype(np.int64),
+        joined([part.latency_ms for part in parts], np.float64),
+        joined([part.ok for part in parts], np.bool_),
+        joined(instances, np.intp),
+        instance_keys,
+        joined(releases, np.intp),
+        release_keys,
+    )
+
+
+def _renumber(codes: IndexArray, names: Sequence[str], keys: dict[str, int]) -> IndexArray:
+    """A batch's name indices as indices into ``keys`` (no name counts as UNATTRIBUTED)."""
+    table = [keys.setdefault(name or UNATTRIBUTED, len(keys)) for name in names]
+    return np.asarray(table, dtype=np.intp)[codes] if table else codes
+
+
+@dataclass(frozen=True)
+class _Groups:
+    """Requests grouped by an integer key, latencies ranked within each group."""
+
+    sent: npt.NDArray[np.int64]
+    good: npt.NDArray[np.int64]
+    ranked: FloatArray  # latencies sorted by (group, latency)
+    offsets: npt.NDArray[np.int64]  # where each group starts in ``ranked``
+
+    @classmethod
+    def of(cls, group: IndexArray, columns: _Columns, size: int) -> _Groups:
+        """``group`` (values below ``size``) per request of ``columns``, in latency order."""
+        sent = np.bincount(group, minlength=size).astype(np.int64)
+        good = np.bincount(group[columns.ok], minlength=size).astype(np.int64)
+        ranked = columns.latency_ms[np.argsort(group, kind="stable")]
+        return cls(sent, good, ranked, np.cumsum(sent) - sent)
+
+    def percentile(self, percent: int) -> list[float | None]:
+        """Each group's nearest-rank percentile (:func:`_percentile`), None for an empty one."""
+        if not len(self.ranked):
+            return [None] * len(self.sent)
+        rank = -(-percent * self.sent // 100)
+        index = np.minimum(self.offsets + np.maximum(rank, 1) - 1, len(self.ranked) - 1)
+        values: list[float] = self.ranked[index].tolist()
+        return [value if n else None for value, n in zip(values, self.sent.tolist(), strict=True)]
+
+
+def _measure(
+    batches: Iterable[Outcomes],
+    target_rate: float | None,
+    slo: float | None,
+    rollout_start: float | None,
+    rollout_end: float | None,
+) -> Availability:
+    every = _gather(batches)
+    # The first and last seconds are partial: the measured ones lie strictly between them.
+    first, end = (0, 0)
+    if len(every.second):
+        first, end = int(every.second.min()) + 1, int(every.second.max())
+    seconds = max(0, end - first)
+    kept = every.measured(first, end)
+    per_second = _Groups.of(kept.second - first, kept, seconds)
+    p50, p95, p99 = (per_second.percentile(percent) for percent in (50, 95, 99))
+    sent_list: list[int] = per_second.sent.tolist()
+    good_list: list[int] = per_second.good.tolist()
+    rows = [
+        SecondRow(
+            t=first + i,
+            sent=sent,
+            good=good,
+            failed=sent - good,
+            missing=_missing(target_rate, sent),
+            p50_ms=p50[i],
+            p95_ms=p95[i],
+            p99_ms=p99[i],
+        )
+        for i, (sent, good) in enumerate(zip(sent_list, good_list, strict=True))
+    ]
+    overall = _window(rows, kept.latency_ms, slo)
     phases: dict[str, WindowStats] = {}
     if rollout_start is not None:
+        phase_of = [_phase_of(row.t, rollout_start, rollout_end) for row in rows]
         for phase in PHASES:
-            chosen = [
-                i
-                for i, row in enumerate(rows)
-                if _phase_of(row.t, rollout_start, rollout_end) == phase
-            ]
-            phases[phase] = _window([rows[i] for i in chosen], [latencies[i] for i in chosen], slo)
+            chosen = np.array([name == phase for name in phase_of], dtype=np.bool_)
+            in_phase = chosen[kept.second - first] if seconds else chosen
+            phases[phase] = _window(
+                [row for row, name in zip(rows, phase_of, strict=True) if name == phase],
+                kept.latency_ms[in_phase],
+                slo,
+            )
     return Availability(
         **asdict(overall),
         target_rate=target_rate,
         slo=slo,
         per_second=tuple(rows),
         phases=phases,
-        per_instance=_breakdown(kept, lambda record: record.instance),
-        per_release=_breakdown(kept, lambda record: record.release),
+        per_instance=_breakdown(kept.instance, kept.instance_keys, kept),
+        per_release=_breakdown(kept.release, kept.release_keys, kept),
     )
 
 
@@ -231,12 +373,12 @@ def _missing(target_rate: float | None, sent: int) -> int:
     return math.floor(shortfall) if shortfall > slack else 0
 
 
-def _percentile(ranked: Sequence[float], percent: int) -> float | None:
+def _percentile(ranked: FloatArray, percent: int) -> float | None:
     """Nearest rank: the smallest value with at least ``percent`` % of values at or below it."""
-    if not ranked:
+    if not len(ranked):
         return None
     rank = -(-percent * len(ranked) // 100)  # ceil, in integers so 99 % of 100 is exactly 99
-    return ranked[rank - 1]
+    return float(ranked[rank - 1])
 
 
 def _phase_of(t: int, rollout_start: float, rollout_end: float | None) -> Phase:
@@ -247,9 +389,8 @@ def _phase_of(t: int, rollout_start: float, rollout_end: float | None) -> Phase:
     return "during"
 
 
-def _window(
-    rows: Sequence[SecondRow], latencies: Sequence[list[float]], slo: float | None
-) -> WindowStats:
+def _window(rows: Sequence[SecondRow], ranked: FloatArray, slo: float | None) -> WindowStats:
+    """Figures over whole seconds; ``ranked``: the sorted latencies of their requests."""
     sent = sum(row.sent for row in rows)
     good = sum(row.good for row in rows)
     failed = sum(row.failed for row in rows)
@@ -262,7 +403,6 @@ def _window(
     budget: float | None = None
     if slo is not None and slo < 1 and total:
         budget = (failed + missing) / ((1 - slo) * total)
-    ranked = sorted(latency for second in latencies for latency in second)
     return WindowStats(
         start=rows[0].t if rows else None,
         end=rows[-1].t + 1 if rows else None,
@@ -281,23 +421,22 @@ def _window(
     )
 
 
-def _breakdown(
-    records: Sequence[RequestRecord], key_of: Callable[[RequestRecord], str]
-) -> dict[str, Breakdown]:
-    grouped: defaultdict[str, list[RequestRecord]] = defaultdict(list)
-    for record in records:
-        grouped[key_of(record) or UNATTRIBUTED].append(record)
+def _breakdown(group: IndexArray, keys: dict[str, int], kept: _Columns) -> dict[str, Breakdown]:
+    """Per instance (or release): the requests of the measured seconds that it answered."""
+    groups = _Groups.of(group, kept, len(keys))
+    p50, p99 = groups.percentile(50), groups.percentile(99)
+    sent: list[int] = groups.sent.tolist()
+    good: list[int] = groups.good.tolist()
     result: dict[str, Breakdown] = {}
-    for key in sorted(grouped):
-        group = grouped[key]
-        good = sum(1 for record in group if record.ok)
-        ranked = sorted(record.latency_ms for record in group)
-        result[key] = Breakdown(
-            sent=len(group),
-            good=good,
-            failed=len(group) - good,
-            success_ratio=good / len(group),
-            p50_ms=_percentile(ranked, 50),
-            p99_ms=_percentile(ranked, 99),
-        )
+    for key in sorted(keys):
+        i = keys[key]
+        if sent[i]:
+            result[key] = Breakdown(
+                sent=sent[i],
+                good=good[i],
+                failed=sent[i] - good[i],
+                success_ratio=good[i] / sent[i],
+                p50_ms=p50[i],
+                p99_ms=p99[i],
+            )
     return result
