@@ -22,13 +22,14 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
-from types import TracebackType
+from typing import ParamSpec
 from urllib.parse import urlsplit
 
 from cautious.exceptions import ConfigError, PrerequisiteError, SandboxError
+from cautious.files import LineFollower
 
 __all__ = [
     "DEFAULT_LOCUSTFILE",
@@ -42,6 +43,8 @@ __all__ = [
     "run_load",
     "start_load",
 ]
+
+_P = ParamSpec("_P")
 
 DEFAULT_LOCUSTFILE = Path(__file__).resolve().parents[3] / "sandbox" / "locustfile.py"
 REQUEST_LOG_NAME = "requests.csv"
@@ -189,12 +192,11 @@ class LoadProgress:
 
 
 class _LogFollower:
-    """Reads the growing request log incrementally, whole lines only (the plugin keeps every
-    row on one line and flushes about once a second)."""
+    """Counts the growing request log's rows as they come, whole lines only (the plugin keeps
+    every row on one line and flushes about once a second)."""
 
     def __init__(self, path: Path) -> None:
-        self._path = path
-        self._offset = 0
+        self._lines = LineFollower(path)
         self._header_seen = False
         self.sent = 0
         self.failed = 0
@@ -202,18 +204,8 @@ class _LogFollower:
         self.last_start: float | None = None
 
     def poll(self) -> None:
-        try:
-            with self._path.open("rb") as handle:
-                handle.seek(self._offset)
-                chunk = handle.read()
-        except FileNotFoundError:
-            return
-        end = chunk.rfind(b"\n") + 1
-        if end == 0:
-            return
-        self._offset += end
-        lines = chunk[:end].decode("utf-8", errors="replace").splitlines()
-        if not self._header_seen:
+        lines = self._lines.new_lines()
+        if lines and not self._header_seen:
             self._header_seen = True
             lines = lines[1:]
         for row in csv.reader(lines):
@@ -302,12 +294,7 @@ class LoadHandle:
     def __enter__(self) -> LoadHandle:
         return self
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
+    def __exit__(self, *exc_info: object) -> None:
         self.stop()
 
     def _reaped(self) -> bool:
@@ -448,18 +435,15 @@ def start_load(
     return LoadHandle(process, template, deadline)
 
 
-def run_load(
-    url: str,
-    rate: float,
-    duration_s: float,
-    users: int,
-    timeout_s: float,
-    out_dir: str | os.PathLike[str],
-    locustfile: str | os.PathLike[str] | None = None,
-    extra_env: Mapping[str, str] | None = None,
-) -> LoadRun:
-    """Run Locust to the end (bounded by its hard deadline); see :func:`start_load`."""
-    with start_load(
-        url, rate, duration_s, users, timeout_s, out_dir, locustfile, extra_env
-    ) as handle:
-        return handle.wait()
+def _to_the_end(start: Callable[_P, LoadHandle]) -> Callable[_P, LoadRun]:
+    """``start``'s run, waited for to the end (bounded by its hard deadline)."""
+
+    def run(*args: _P.args, **kwargs: _P.kwargs) -> LoadRun:
+        with start(*args, **kwargs) as handle:
+            return handle.wait()
+
+    run.__doc__ = "Run Locust to the end (bounded by its hard deadline); see :func:`start_load`."
+    return run
+
+
+run_load = _to_the_end(start_load)
