@@ -25,7 +25,7 @@ except PackageNotFoundError:  # imported from a source tree that was never insta
 
 def discover(discover_system: bool = True) -> dict[str, Any]:
     """What ``chaos discover chaostoolkit-cautious`` reports: the activities, and (with
-    ``discover_system``) the Cautious clusters running on the local Docker engine."""
+    ``discover_system``) the configured cluster and what it runs."""
     from chaoslib.discovery.discover import (
         discover_actions,
         discover_probes,
@@ -43,18 +43,16 @@ def discover(discover_system: bool = True) -> dict[str, Any]:
 
 
 def _clusters() -> dict[str, Any]:
-    """Clusters with running Cautious containers, by name: instances and their releases."""
+    """The configured cluster (``./cautious.yaml`` or ``CAUTIOUS_CONFIG``), asked through its
+    backend: its instances and their releases."""
     try:
-        from chaoscautious.context import docker_client
+        from chaoscautious.context import target
 
-        containers = docker_client().containers.list(
-            filters={"label": ["cautious.managed=true", "cautious.role=instance"]}
-        )
-    except Exception as exc:  # discovery must work without an engine
-        return {"docker": f"unavailable: {exc}"}
-    clusters: dict[str, Any] = {}
-    for container in containers:
-        labels = container.labels or {}
-        entry = clusters.setdefault(labels.get("cautious.cluster", "?"), {})
-        entry[labels.get("cautious.slot", container.name)] = labels.get("cautious.release", "")
-    return {"docker": "available", "clusters": clusters}
+        tgt = target(None)
+        instances = tgt.instances()
+    except Exception as exc:  # discovery must work without a configuration or an engine
+        return {"backend": f"unavailable: {exc}"}
+    return {
+        "backend": tgt.backend.name,
+        "clusters": {tgt.cluster: {item.name: item.release for item in instances}},
+    }

@@ -1,6 +1,6 @@
 """Actions: what a Cautious experiment does to the sandbox cluster.
 
-Each acts only on containers carrying the cluster's ``cautious.*`` labels, is bounded in time
+Each acts only on the cluster's own instances, through its backend, is bounded in time
 (chaoslib does not enforce ``timeout`` on Python providers), records what it changed in the run
 state (so rollbacks, the report and the game day know), and returns a mapping for the journal.
 
@@ -12,7 +12,7 @@ on the old release and ``first`` is already on the new one.
 import time
 from typing import Any
 
-from chaoscautious.context import ChaosError, RunState, deadline_loop, slot_of, target
+from chaoscautious.context import ChaosError, RunState, acting, target
 
 __all__ = [
     "add_latency",
@@ -51,23 +51,17 @@ def kill_instance(
 ) -> dict[str, Any]:
     """Send ``signal`` (default SIGKILL: no drain, no goodbye) to one instance's process."""
     tgt = target(configuration)
-    container = tgt.pick(instance)
-    slot = slot_of(container)
-    release = (container.labels or {}).get("cautious.release", "")
-    container.kill(signal=signal)
-    state = "running"
-    for _ in deadline_loop(10.0, 0.1):
-        container.reload()
-        state = container.status
-        if state != "running" or signal not in {"SIGKILL", "KILL", "9"}:
-            break
+    picked = tgt.pick(instance)
+    state = acting(
+        f"sending {signal} to {picked.name}", lambda: tgt.backend.kill(picked.name, signal)
+    )
     RunState(tgt).event(
-        f"{slot} ({release}) sent {signal}: now {state}",
-        instance=slot,
-        release=release,
+        f"{picked.name} ({picked.release}) sent {signal}: now {state}",
+        instance=picked.name,
+        release=picked.release,
         state="killed" if state != "running" else f"sent {signal}",
     )
-    return {"instance": slot, "release": release, "signal": signal, "state": state}
+    return {"instance": picked.name, "release": picked.release, "signal": signal, "state": state}
 
 
 def stop_instance(
@@ -75,31 +69,28 @@ def stop_instance(
 ) -> dict[str, Any]:
     """Stop one instance as an operator would: SIGTERM, SIGKILL after ``grace_s`` (no LB drain)."""
     tgt = target(configuration)
-    container = tgt.pick(instance)
+    name = tgt.pick(instance).name
+    grace = _bounded(grace_s, "grace_s")
     started = time.monotonic()
-    container.stop(timeout=round(_bounded(grace_s, "grace_s")))
+    acting(f"stopping {name}", lambda: tgt.backend.stop(name, grace, remove=False))
     took = round(time.monotonic() - started, 2)
-    RunState(tgt).event(
-        f"{slot_of(container)} stopped in {took:g} s", instance=slot_of(container), state="stopped"
-    )
-    return {"instance": slot_of(container), "took_s": took}
+    RunState(tgt).event(f"{name} stopped in {took:g} s", instance=name, state="stopped")
+    return {"instance": name, "took_s": took}
 
 
 def restart_instance(
     instance: str = "last", grace_s: float = 10.0, configuration: dict[str, Any] | None = None
 ) -> dict[str, Any]:
-    """``docker restart`` one instance: it comes back on the same release, after its start-up."""
+    """Restart one instance's process in place: it comes back on the same release, after its
+    start-up."""
     tgt = target(configuration)
-    container = tgt.pick(instance)
+    name = tgt.pick(instance).name
+    grace = _bounded(grace_s, "grace_s")
     started = time.monotonic()
-    container.restart(timeout=round(_bounded(grace_s, "grace_s")))
+    acting(f"restarting {name}", lambda: tgt.backend.restart(name, grace))
     took = round(time.monotonic() - started, 2)
-    RunState(tgt).event(
-        f"{slot_of(container)} restarted in {took:g} s",
-        instance=slot_of(container),
-        state="restarted",
-    )
-    return {"instance": slot_of(container), "took_s": took}
+    RunState(tgt).event(f"{name} restarted in {took:g} s", instance=name, state="restarted")
+    return {"instance": name, "took_s": took}
 
 
 def pause_instance(

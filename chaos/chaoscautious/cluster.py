@@ -2,9 +2,9 @@
 
 ``restore`` is what every experiment's rollbacks (and the game day between experiments) rely on
 to leave the sandbox as they found it: faults undone, an interrupted rollout converged, every
-slot running the wanted release, in rotation, healthy. It uses the product's own careful moves
-(journaled rolling rollout under the cluster's lock, ``Sandbox.up`` to fill empty slots), so a
-restore never costs availability of its own and ``invoke history`` shows it.
+slot running the wanted release, in rotation, healthy. It is the deploy pipeline's own
+``converge`` (a journaled rolling rollout under the cluster's lock, ``Sandbox.up`` to fill empty
+slots), so a restore never costs availability of its own and ``invoke history`` shows it.
 """
 
 from __future__ import annotations
@@ -14,14 +14,7 @@ from collections.abc import Callable
 from typing import Any
 
 from chaoscautious import faults
-from chaoscautious.context import (
-    ChaosError,
-    RunState,
-    Target,
-    deadline_loop,
-    log,
-    slot_of,
-)
+from chaoscautious.context import ChaosError, RunState, Target, deadline_loop, log
 
 __all__ = ["health", "restart_lb", "restore", "wait_healthy"]
 
@@ -29,36 +22,31 @@ _HEALTHY_TIMEOUT_S = 60.0
 
 
 def health(target: Target) -> dict[str, Any]:
-    """Every instance: container state, readiness, LB status; how many are fully healthy.
+    """Every instance: its state, readiness, LB status; how many are fully healthy.
 
-    Healthy means running, ``/ready`` answering 200 on its published port, and UP at the load
-    balancer — what a user needs from an instance.
+    Healthy means running, the health path answering 200 on the instance itself, and UP at the
+    load balancer — what a user needs from an instance.
     """
-    from cautious.cluster.health import probe
-
     stats = {}
     lb_error = ""
     try:
         stats = target.runtime().stats()
     except Exception as exc:
         lb_error = str(exc)
+    health_path = target.config.service.health_path
     rows = []
-    for container in target.instances(running_only=False):
-        slot = slot_of(container)
-        port = target.published_port(container, target.config.service.port)
-        ready = False
-        if container.status == "running" and port is not None:
-            url = f"http://127.0.0.1:{port}{target.config.service.health_path}"
-            ready = probe(url, timeout_s=1.0) == 200
-        lb = stats[slot].status if slot in stats else "absent"
+    for instance in target.instances(running_only=False):
+        running = instance.state == "running"
+        ready = running and target.backend.probe(instance.name, health_path, timeout_s=1.0) == 200
+        lb = stats[instance.name].status if instance.name in stats else "absent"
         rows.append(
             {
-                "name": slot,
-                "release": (container.labels or {}).get("cautious.release", ""),
-                "state": container.status,
+                "name": instance.name,
+                "release": instance.release,
+                "state": instance.state,
                 "ready": ready,
                 "lb": lb,
-                "healthy": container.status == "running" and ready and lb == "UP",
+                "healthy": running and ready and lb == "UP",
             }
         )
     expected = target.config.cluster.instances
@@ -97,52 +85,33 @@ def restore(
 ) -> dict[str, Any]:
     """Bring the cluster back: no fault left, ``release`` (default: what it runs) on every slot.
 
-    Steps: undo faults; start the load balancer if it is gone; under the rollout lock, recover
-    an interrupted rollout, roll the instances on another release over to ``release``
-    (journaled as ``chaos-restore``) and fill empty slots; then wait until all are healthy and
-    check that nothing is left behind. Raises ChaosError when the cluster is not healthy after.
+    Steps: undo faults; start the load balancer if it is gone; converge the cluster as a deploy
+    would (under the rollout lock: recover an interrupted rollout, roll instances on another
+    build over to ``release``, journaled as ``chaos-restore``, fill empty slots); then wait
+    until all are healthy and check that nothing is left behind. Raises ChaosError when the
+    cluster is not healthy after.
     """
-    from cautious.cluster.sandbox import Sandbox
+    from cautious.deploy import DeployPipeline
     from cautious.exceptions import CautiousError
-    from cautious.rollout.journal import Journal
-    from cautious.rollout.runner import Runner, recover
-    from cautious.rollout.strategies import make_plan
 
-    config = target.config
     started = time.monotonic()
     done = faults.clear(target, state)
-    sandbox = Sandbox(config, say=say)
-    journal = Journal(config.path(config.state_dir), target.cluster)
+    sandbox = target.sandbox()
     try:
         if sandbox.backend.lb() is None:
             sandbox.ensure_lb()
             done.append("started the load balancer")
-        with journal.lock():
-            if recover(sandbox, journal, say=say):
-                done.append("recovered an interrupted rollout")
-            running = [item for item in sandbox.backend.instances() if item.state == "running"]
-            label = release or _current_release(running) or journal.last_good_release()
-            label = label or next(iter(config.releases))
-            wanted = sandbox.release(label)
-            wrong = [item for item in running if item.digest != wanted.digest]
-            if wrong:
-                source = sandbox.release_by_digest(wrong[0].release, wrong[0].digest)
-                taken = {item.name for item in sandbox.backend.instances()}
-                free = [slot for slot in sandbox.backend.slots() if slot not in taken]
-                plan = make_plan("rolling", [item.name for item in wrong], free, config.rollout)
-                result = Runner(sandbox, journal, say=say).run(
-                    plan, source, wanted, kind="chaos-restore"
-                )
-                if not result.succeeded:
-                    raise ChaosError(f"restoring {label} {result.outcome}: {result.reason}")
-                done.append(f"rolled {', '.join(item.name for item in wrong)} over to {label}")
-            before = {item.name for item in sandbox.backend.instances() if item.state == "running"}
-            sandbox.up(config.cluster.instances, label)
-            after = {item.name for item in sandbox.backend.instances() if item.state == "running"}
-            if after != before:
-                done.append(f"sandbox.up: {', '.join(sorted(after ^ before))}")
+        pipeline = DeployPipeline(target.config, say=say, sandbox=sandbox)
+        converged = pipeline.converge(release, kind="chaos-restore")
     except CautiousError as exc:
         raise ChaosError(f"cannot restore cluster {target.cluster!r}: {exc}") from None
+    label = converged.release
+    if converged.recovered:
+        done.append("recovered an interrupted rollout")
+    if converged.rolled:
+        done.append(f"rolled {', '.join(converged.rolled)} over to {label}")
+    if converged.started:
+        done.append(f"sandbox.up: {', '.join(converged.started)}")
     snapshot = wait_healthy(target)
     left = faults.leftovers(target)
     if snapshot["unhealthy"] or left["count"]:
@@ -161,20 +130,14 @@ def restore(
     return summary
 
 
-def _current_release(running: list[Any]) -> str | None:
-    labels = {item.release for item in running}
-    return labels.pop() if len(labels) == 1 else None
-
-
 def restart_lb(target: Target, state: RunState, *, grace_s: float = 1.0) -> dict[str, Any]:
     """Restart the load balancer the way a real LB restart happens: same address, fresh
     process (soft stop, killed after ``grace_s``). Its runtime state (drain/maint flags,
     weights, addresses set through the API) is lost, as in any restart."""
-    from cautious.cluster.sandbox import Sandbox
     from cautious.exceptions import CautiousError
 
     try:
-        restart = Sandbox(target.config, say=log.warning).backend.restart_lb(grace_s)
+        restart = target.backend.restart_lb(grace_s)
     except CautiousError as exc:
         raise ChaosError(f"cannot restart the load balancer: {exc}") from None
     down_s = round(restart.down_s, 2)

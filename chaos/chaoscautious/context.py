@@ -14,8 +14,10 @@ changed so rollbacks and the game day can undo and check it, and probes read it 
 the method has started (a steady-state probe runs before *and* after the method with the same
 arguments, and must not pass after the method just because nothing happened).
 
-Only the standard library is imported at module level: ``chaos validate`` imports every activity
-module, and importing Docker, pydantic or locust there would slow it down or worse (FIELD-NOTES).
+Activities reach the cluster only through its backend (``cautious.backends``), never a
+container or host directly. Only the standard library is imported at module level:
+``chaos validate`` imports every activity module, and importing a backend's client, pydantic or
+locust there would slow it down (and importing locust breaks ``ssl``).
 """
 
 from __future__ import annotations
@@ -30,30 +32,29 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
+from urllib.parse import urlsplit
 
 if TYPE_CHECKING:
-    from cautious.cluster.lb import HAProxyRuntime
+    from cautious.backends import Backend, Instance, LbEndpoint
+    from cautious.cluster.balancer import LoadBalancer
+    from cautious.cluster.sandbox import Sandbox
     from cautious.config import Config
-    from docker import DockerClient
-    from docker.models.containers import Container
 
 __all__ = [
     "CLUSTER_ENV",
     "CLUSTER_KEY",
     "CONFIG_ENV",
     "CONFIG_KEY",
-    "HELPER_ROLE",
     "OUT_ENV",
     "OUT_KEY",
     "ChaosError",
     "RunState",
     "Target",
+    "acting",
     "deadline_loop",
     "default_out_dir",
-    "docker_client",
     "log",
-    "slot_of",
     "suppressed",
     "target",
 ]
@@ -61,11 +62,9 @@ __all__ = [
 CONFIG_KEY, CONFIG_ENV = "cautious_config", "CAUTIOUS_CONFIG"
 CLUSTER_KEY, CLUSTER_ENV = "cautious_cluster", "CAUTIOUS_CLUSTER"
 OUT_KEY, OUT_ENV = "cautious_out_dir", "CAUTIOUS_CHAOS_OUT"
-LABEL = "cautious."
-HELPER_ROLE = "chaos-helper"
-_DOCKER_TIMEOUT_S = 60
 
 log = logging.getLogger("chaostoolkit")
+T = TypeVar("T")
 
 
 class ChaosError(Exception):
@@ -74,7 +73,7 @@ class ChaosError(Exception):
 
 @dataclass(frozen=True)
 class Target:
-    """The configuration and cluster an experiment acts on."""
+    """The configuration and cluster an experiment acts on, through the cluster's backend."""
 
     config_path: Path
     config: Config
@@ -89,46 +88,38 @@ class Target:
         """``<state_dir>/<cluster>/chaos``: run state, locks and background process files."""
         return self.config.path(self.config.state_dir) / self.cluster / "chaos"
 
+    # -- the cluster ---------------------------------------------------------------------------
+
+    def sandbox(self) -> Sandbox:
+        """The cluster as the product drives it (one backend client per process and cluster)."""
+        key = (str(self.config_path), self.cluster)
+        if key not in _sandboxes:
+            from cautious.cluster.sandbox import Sandbox
+            from cautious.exceptions import CautiousError
+
+            try:
+                _sandboxes[key] = Sandbox(self.config, say=_say)
+            except CautiousError as exc:
+                raise ChaosError(f"cautious: {exc}") from None
+        return _sandboxes[key]
+
     @property
-    def network_name(self) -> str:
-        return f"cautious-{self.cluster}"
+    def backend(self) -> Backend:
+        return self.sandbox().backend
 
-    def container_name(self, slot: str) -> str:
-        return f"cautious-{self.cluster}-{slot}"
+    def instances(self, *, running_only: bool = True) -> list[Instance]:
+        """The cluster's instances in slot order (sample-1, sample-2 …)."""
+        every = self.backend.instances()
+        return [item for item in every if item.state == "running"] if running_only else every
 
-    # -- containers ----------------------------------------------------------------------------
+    def instance(self, name: str) -> Instance:
+        """One instance by slot name; ChaosError when the cluster has none there."""
+        found = self.backend.instance(name)
+        if found.state == "missing":
+            raise ChaosError(f"cluster {self.cluster!r} has no instance {name!r}")
+        return found
 
-    def owned(self, container: Container, role: str | None = None) -> bool:
-        """Only containers Cautious made for *this* cluster may be touched."""
-        labels = container.labels or {}
-        return (
-            labels.get(f"{LABEL}managed") == "true"
-            and labels.get(f"{LABEL}cluster") == self.cluster
-            and (role is None or labels.get(f"{LABEL}role") == role)
-        )
-
-    def instances(self, *, running_only: bool = True) -> list[Container]:
-        """The cluster's instance containers, ordered by slot number (sample-1, sample-2 …)."""
-        containers = docker_client().containers.list(
-            all=not running_only,
-            filters={"label": [f"{LABEL}cluster={self.cluster}", f"{LABEL}role=instance"]},
-        )
-        owned = [item for item in containers if self.owned(item, "instance")]
-        return sorted(owned, key=lambda item: _slot_order(slot_of(item)))
-
-    def instance(self, name: str) -> Container:
-        """One instance container by slot name, refusing anything not made for this cluster."""
-        import docker.errors
-
-        try:
-            container = docker_client().containers.get(self.container_name(name))
-        except docker.errors.NotFound:
-            raise ChaosError(f"cluster {self.cluster!r} has no instance {name!r}") from None
-        if not self.owned(container, "instance"):
-            raise ChaosError(f"{container.name} is not an instance Cautious made for this cluster")
-        return container
-
-    def pick(self, selector: str) -> Container:
+    def pick(self, selector: str) -> Instance:
         """An instance by name, or ``first`` / ``last`` / ``random`` among the running ones.
 
         Rolling plans go through slots in order, so ``last`` is the instance a rollout reaches
@@ -145,65 +136,39 @@ class Target:
             return running[-1]
         return random.choice(running)
 
-    def lb(self) -> Container:
-        """The load balancer container of the cluster."""
-        import docker.errors
+    def runtime(self) -> LoadBalancer:
+        """The client that steers the cluster's running load balancer."""
+        from cautious.exceptions import CautiousError
 
         try:
-            container = docker_client().containers.get(self.container_name("lb"))
-        except docker.errors.NotFound:
+            return self.sandbox().runtime()
+        except CautiousError as exc:
+            raise ChaosError(str(exc)) from None
+
+    def frontend_url(self) -> str:
+        """The load balancer's front door, as this machine reaches it."""
+        return self.lb().url
+
+    def lb(self) -> LbEndpoint:
+        """The cluster's running load balancer, as this machine reaches it."""
+        endpoint = self.backend.lb()
+        if endpoint is None:
             raise ChaosError(
                 f"cluster {self.cluster!r} has no load balancer; run `invoke sandbox.up`"
-            ) from None
-        if not self.owned(container, "lb"):
-            raise ChaosError(f"{container.name} is not a load balancer Cautious made")
-        return container
+            )
+        return endpoint
 
-    def published_port(self, container: Container, port: int) -> int | None:
-        """The 127.0.0.1 port Docker published ``port`` of ``container`` on (None if none)."""
-        container.reload()
-        bindings = (container.attrs.get("NetworkSettings", {}).get("Ports") or {}).get(
-            f"{port}/tcp"
-        )
-        for binding in bindings or []:
-            if binding.get("HostPort"):
-                return int(binding["HostPort"])
-        return None
-
-    def runtime(self) -> HAProxyRuntime:
-        """A client for the running load balancer's runtime API."""
-        from cautious.cluster.lb import RUNTIME_PORT, HAProxyRuntime
-
-        port = self.published_port(self.lb(), RUNTIME_PORT)
-        if port is None:
-            raise ChaosError("the load balancer publishes no runtime API port")
-        return HAProxyRuntime("127.0.0.1", port, timeout_s=5.0)
-
-    def address(self, container: Container) -> str | None:
-        """The instance's IP on the cluster network (None when it is cut off)."""
-        container.reload()
-        networks = container.attrs.get("NetworkSettings", {}).get("Networks") or {}
-        ip = (networks.get(self.network_name) or {}).get("IPAddress")
-        return str(ip) if ip else None
-
-    def helpers(self) -> list[Container]:
-        """Chaos helper containers of this cluster (tc/proxy), running or not."""
-        containers = docker_client().containers.list(
-            all=True,
-            filters={"label": [f"{LABEL}cluster={self.cluster}", f"{LABEL}role={HELPER_ROLE}"]},
-        )
-        return [item for item in containers if self.owned(item, HELPER_ROLE)]
+    def published_port(self, endpoint: LbEndpoint, port: int) -> int | None:
+        """The local port of the LB's front door (``port`` is the frontend's, inside)."""
+        # kept for background.frontend_url, which should call frontend_url() instead
+        return urlsplit(endpoint.url).port
 
 
-def slot_of(container: Container) -> str:
-    """The slot (instance) name a container was started for."""
-    labels = container.labels or {}
-    return str(labels.get(f"{LABEL}slot") or container.name)
+_sandboxes: dict[tuple[str, str], Sandbox] = {}
 
 
-def _slot_order(name: str) -> tuple[str, int]:
-    stem, _, number = name.rpartition("-")
-    return (stem, int(number)) if number.isdigit() else (name, 0)
+def _say(line: str) -> None:
+    log.info("cautious: %s", line)
 
 
 def target(configuration: Mapping[str, Any] | None) -> Target:
@@ -231,26 +196,6 @@ def _setting(settings: Mapping[str, Any], key: str, env: str) -> str | None:
     if value in (None, ""):
         value = os.environ.get(env)
     return str(value) if value not in (None, "") else None
-
-
-_client: DockerClient | None = None
-
-
-def docker_client() -> DockerClient:
-    """One client per process for the engine at DOCKER_HOST; every call bounded by a timeout."""
-    global _client
-    if _client is None:
-        import docker
-        import docker.errors
-        import requests.exceptions
-
-        try:
-            client = docker.from_env(timeout=_DOCKER_TIMEOUT_S)
-            client.ping()
-        except (docker.errors.DockerException, requests.exceptions.RequestException) as exc:
-            raise ChaosError(f"no Docker engine answers ({type(exc).__name__}: {exc})") from None
-        _client = client
-    return _client
 
 
 def deadline_loop(timeout_s: float, poll_s: float = 0.2) -> Iterator[float]:
@@ -325,6 +270,16 @@ def default_out_dir(target: Target, title: str) -> Path:
     stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
     slug = re.sub(r"[^a-z0-9]+", "-", title.lower()).strip("-")[:48] or "experiment"
     return target.config.path(target.config.reports_dir) / "chaos" / f"{stamp}-{slug}"
+
+
+def acting(what: str, body: Callable[[], T]) -> T:
+    """Run a call into the product; its error becomes the ChaosError chaoslib records."""
+    from cautious.exceptions import CautiousError
+
+    try:
+        return body()
+    except (CautiousError, ValueError) as exc:
+        raise ChaosError(f"{what}: {exc}") from None
 
 
 @contextlib.contextmanager

@@ -140,11 +140,9 @@ def lb_server_states(
     """HAProxy's view of every instance slot in use: status and weight; ``not_up`` counts
     the ones out of rotation (or missing at the LB). Polls up to ``settle_s`` for all UP."""
     tgt = target(configuration)
-    from chaoscautious.context import slot_of
-
     result: dict[str, Any] = {}
     for _ in deadline_loop(min(max(settle_s, 0.0), 300.0), 0.25):
-        slots = {slot_of(container) for container in tgt.instances(running_only=False)}
+        slots = {instance.name for instance in tgt.instances(running_only=False)}
         stats = tgt.runtime().stats()
         servers = {name: stats[name].status for name in sorted(slots) if name in stats}
         not_up = sum(1 for status in servers.values() if status != "UP") + len(slots - set(servers))
@@ -191,9 +189,9 @@ def _starts_per_instance(tgt: Any, since: float) -> dict[str, int]:
 def rollout_state(configuration: dict[str, Any] | None = None) -> dict[str, Any]:
     """The rollout this experiment started: ``outcome`` is ``not-started`` before the method,
     ``none`` if the method started none, else running / succeeded / rolled-back / aborted /
-    unchanged / failed. Also the instance starts per slot (``max_starts_per_instance``) and
-    Docker's restart count of the instances (``restarts``), to tell a clean failure from a
-    restart storm (seeds/000's watchdog trap)."""
+    unchanged / failed. Also the instance starts per slot (``max_starts_per_instance``) and the
+    engine's own restart count of the instances (``restarts``), to tell a clean failure from a
+    restart storm (a watchdog restarting slow starters makes start-up worse)."""
     from chaoscautious.background import rollout_outcome
 
     tgt = target(configuration)
@@ -206,10 +204,7 @@ def rollout_state(configuration: dict[str, Any] | None = None) -> dict[str, Any]
             '"module": "chaoscautious.controls"}}]) to tell before from after the method'
         )
     data = state.read()
-    restarts = sum(
-        int(container.attrs.get("RestartCount") or 0)
-        for container in tgt.instances(running_only=False)
-    )
+    restarts = sum(instance.restarts for instance in tgt.instances(running_only=False))
     result: dict[str, Any] = {
         "outcome": "not-started",
         "release": None,

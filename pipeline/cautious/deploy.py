@@ -12,9 +12,11 @@ import subprocess
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
+from pathlib import Path
 
+from cautious.backends import Instance
 from cautious.cluster.sandbox import Sandbox
-from cautious.config import Config
+from cautious.config import Config, StrategyName
 from cautious.exceptions import ConfigError, SandboxError
 from cautious.release import Release
 from cautious.rollout.journal import Journal
@@ -22,7 +24,7 @@ from cautious.rollout.plan import Plan
 from cautious.rollout.runner import RolloutResult, Runner, recover
 from cautious.rollout.strategies import make_plan
 
-__all__ = ["DeployPipeline", "StageFailed"]
+__all__ = ["Converged", "DeployPipeline", "StageFailed"]
 
 _TEST_TIMEOUT_S = 1_800
 
@@ -49,6 +51,16 @@ class Prepared:
     to_release: Release
 
 
+@dataclass(frozen=True)
+class Converged:
+    """What :meth:`DeployPipeline.converge` had to do to put every slot on one release."""
+
+    release: str
+    recovered: int  # interrupted rollouts finished first
+    rolled: tuple[str, ...]  # instances rolled over from another build
+    started: tuple[str, ...]  # slots filled (or emptied) to reach the configured count
+
+
 class DeployPipeline:
     """Deploys and rollbacks of one cluster, with its sandbox and journal."""
 
@@ -70,16 +82,15 @@ class DeployPipeline:
 
     def dry_run(self) -> Plan:
         """The plan the next deploy would follow; touches nothing."""
-        running = [
-            item.name for item in self.sandbox.backend.instances() if item.state == "running"
-        ]
+        running = [item.name for item in self._running()]
         current = running or self.sandbox.backend.slots()[: self.config.cluster.instances]
         return self._plan(current)
 
-    def _plan(self, current: list[str]) -> Plan:
+    def _plan(self, current: list[str], strategy: StrategyName | None = None) -> Plan:
         taken = {item.name for item in self.sandbox.backend.instances()} | set(current)
         free = [slot for slot in self.sandbox.backend.slots() if slot not in taken]
-        return make_plan(self.config.rollout.strategy, current, free, self.config.rollout)
+        chosen = strategy or self.config.rollout.strategy
+        return make_plan(chosen, current, free, self.config.rollout, self.config.canary)
 
     # -- the chain -----------------------------------------------------------------------------
 
@@ -120,11 +131,50 @@ class DeployPipeline:
             with self.stage(f"rollback {current.label} → {previous.label}"):
                 return (rollout or self.run_rollout)(prepared, "rollback")
 
+    def converge(self, release: str | None = None, *, kind: str = "converge") -> Converged:
+        """Put every slot on one release, carefully: what a chaos experiment ends with.
+
+        Under the lock: finish interrupted rollouts, roll the instances running another build
+        over to ``release`` (default: the one release running, else the last good one) with a
+        journaled rolling rollout of ``kind``, then fill or trim slots to the configured count.
+        SandboxError when the rollout does not succeed.
+        """
+        with self.journal.lock():
+            recovered = recover(self.sandbox, self.journal, say=self.say)
+            running = self._running()
+            label = release or _only_release(running) or self.journal.last_good_release()
+            label = label or next(iter(self.config.releases), None)
+            if label is None:
+                raise ConfigError("no releases declared to converge on; declare one")
+            wanted = self.sandbox.release(label)
+            wrong = [item for item in running if item.digest != wanted.digest]
+            if wrong:
+                source = self.sandbox.release_by_digest(wrong[0].release, wrong[0].digest)
+                plan = self._plan([item.name for item in wrong], "rolling")
+                result = self.run_rollout(Prepared(plan, source, wanted), kind)
+                if not result.succeeded:
+                    raise SandboxError(f"converging on {label} {result.outcome}: {result.reason}")
+            before = {item.name for item in self._running()}
+            self.sandbox.up(self.config.cluster.instances, label)
+            after = {item.name for item in self._running()}
+        return Converged(
+            release=label,
+            recovered=len(recovered),
+            rolled=tuple(item.name for item in wrong),
+            started=tuple(sorted(after ^ before)),
+        )
+
     def run_rollout(
-        self, prepared: Prepared, kind: str, on_step: Callable[[str], None] = lambda _: None
+        self,
+        prepared: Prepared,
+        kind: str,
+        on_step: Callable[[str], None] = lambda _: None,
+        *,
+        request_log: Path | None = None,
     ) -> RolloutResult:
-        """Run a prepared rollout (the load-measuring caller wraps this)."""
-        runner = Runner(self.sandbox, self.journal, say=self.say)
+        """Run a prepared rollout (the load-measuring caller wraps this and names the request
+        log its load writes, which the canary gate reads)."""
+        runner = Runner(self.sandbox, self.journal, say=self.say, request_log=request_log)
         return runner.run(
             prepared.plan, prepared.from_release, prepared.to_release, kind=kind, on_step=on_step
         )
@@ -159,8 +209,7 @@ class DeployPipeline:
 
     def _recover_and_bring_up(self) -> None:
         recover(self.sandbox, self.journal, say=self.say)
-        running = [item for item in self.sandbox.backend.instances() if item.state == "running"]
-        if running:
+        if self._running():
             return
         initial = self.journal.last_good_release()
         if initial is None or initial not in self.config.releases:
@@ -170,8 +219,11 @@ class DeployPipeline:
         self.say(f"the sandbox is not running: starting it on {initial}")
         self.sandbox.up(self.config.cluster.instances, initial)
 
+    def _running(self) -> list[Instance]:
+        return [item for item in self.sandbox.backend.instances() if item.state == "running"]
+
     def _current_release(self) -> Release:
-        running = [item for item in self.sandbox.backend.instances() if item.state == "running"]
+        running = self._running()
         digests = {item.digest for item in running}
         if len(digests) != 1:
             labels = ", ".join(sorted({f"{item.name}={item.release}" for item in running}))
@@ -192,7 +244,9 @@ class DeployPipeline:
         current = self._current_release()
         if current.digest == target.digest:
             return None
-        running = [
-            item.name for item in self.sandbox.backend.instances() if item.state == "running"
-        ]
-        return Prepared(self._plan(running), current, target)
+        return Prepared(self._plan([item.name for item in self._running()]), current, target)
+
+
+def _only_release(running: list[Instance]) -> str | None:
+    labels = {item.release for item in running}
+    return labels.pop() if len(labels) == 1 else None

@@ -71,3 +71,32 @@ def test_a_dry_run_plans_from_the_instances_running_now(tmp_path: Path) -> None:
     plan = cluster.with_rollout(strategy="blue-green").pipeline().dry_run()
     assert plan.current == ("sample-1", "sample-2", "sample-3", "sample-4")
     assert plan.final == ("sample-5", "sample-6", "sample-7", "sample-8")
+
+
+def test_converge_puts_every_slot_on_one_release_and_fills_empty_ones(tmp_path: Path) -> None:
+    cluster = fake_cluster(tmp_path)
+    cluster.runner().retire_one("sample-2")
+    cluster.runner().start_one("sample-2", cluster.release("v0"), True)
+    cluster.runner().retire_one("sample-4")
+    converged = cluster.pipeline().converge("v1", kind="chaos-restore")
+    assert (converged.release, converged.rolled, converged.started) == (
+        "v1",
+        ("sample-2",),
+        ("sample-4",),
+    )
+    assert cluster.releases() == {f"sample-{n}": "v1" for n in (1, 2, 3, 4)}
+    assert [record.begin["kind"] for record in cluster.journal.rollouts()] == ["chaos-restore"]
+
+
+def test_converge_first_recovers_an_interrupted_rollout(tmp_path: Path) -> None:
+    cluster = fake_cluster(tmp_path)
+
+    def die_at_step_5(line: str) -> None:
+        if line.startswith("step 5/"):
+            raise SystemExit("killed")
+
+    with pytest.raises(SystemExit):
+        cluster.roll("v2", on_step=die_at_step_5)
+    converged = cluster.pipeline().converge("v2")
+    assert converged.recovered == 1
+    assert set(cluster.releases().values()) == {"v2"}

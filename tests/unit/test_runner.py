@@ -208,7 +208,7 @@ def test_a_bake_with_an_error_bound_rolls_back_a_release_above_it(tmp_path: Path
     cluster = fake_cluster(tmp_path, bake_max_error_ratio=0.1)
     result = cluster.roll("errors-50pct")
     assert result.outcome == "rolled-back"
-    assert re.match(r"bake: sample-1 answered (49\.\d|50\.0)% 5xx .*above 10\.0%", result.reason)
+    assert re.match(r"bake: sample-1 answered (49\.\d|50\.\d)% 5xx .*above 10\.0%", result.reason)
 
 
 # -- recover finishes the job of an orchestrator that died ------------------------------------

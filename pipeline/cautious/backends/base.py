@@ -30,6 +30,9 @@ __all__ = [
     "LbAddressing",
     "LbEndpoint",
     "LbRestart",
+    "NetworkFault",
+    "NetworkFaults",
+    "NetworkLeftovers",
     "Pace",
     "slot_names",
 ]
@@ -202,4 +205,51 @@ class Backend(Protocol):
 
     def teardown(self) -> list[str]:
         """Remove everything this backend created for the cluster; return what was removed."""
+        ...
+
+
+@dataclass(frozen=True)
+class NetworkFault:
+    """What a network fault changed on an instance, so it can be recorded and undone."""
+
+    spec: str  # e.g. "delay 300ms loss 10%"
+    mechanism: str  # how the backend made it, e.g. netem, proxy, network disconnect
+    helper: str | None = None  # a helper the backend started for it, if any
+
+
+@dataclass(frozen=True)
+class NetworkLeftovers:
+    """What network faults left on the running instances, seen on the cluster itself."""
+
+    helpers: tuple[str, ...] = ()
+    qdiscs: Mapping[str, str] = field(default_factory=dict)  # instance → its qdisc lines
+    lb_redirects: Mapping[str, str] = field(default_factory=dict)  # instance → LB address
+    disconnected: tuple[str, ...] = ()
+
+
+@runtime_checkable
+class NetworkFaults(Protocol):
+    """Network faults on one instance, for chaos experiments: a backend offers them if it can."""
+
+    def add_network_fault(
+        self, name: str, *, delay_ms: float, jitter_ms: float, loss_percent: float, mechanism: str
+    ) -> NetworkFault:
+        """Delay and/or lose the instance's traffic (``mechanism``: auto or one the backend
+        names); ValueError for a mechanism it does not have."""
+        ...
+
+    def cut_off(self, name: str) -> NetworkFault:
+        """Take the instance off the cluster network: nothing reaches it, it stays running."""
+        ...
+
+    def reconnect(self, name: str) -> bool:
+        """Put a cut-off instance back on the network; False when it was not cut off."""
+        ...
+
+    def clear_network_faults(self, name: str | None = None) -> list[str]:
+        """Undo latency and loss on one instance (``None``: all); what was undone."""
+        ...
+
+    def network_leftovers(self) -> NetworkLeftovers:
+        """What faults left behind on the running instances."""
         ...

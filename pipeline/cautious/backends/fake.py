@@ -10,9 +10,9 @@ on start or never become ready, which share of requests they answer with 5xx or 
 instance's health at once (no ``rise`` delay), and per-server counters. With
 ``traffic_per_s`` it sends that many requests per second of wall time, split by weight among the
 servers in rotation, every time its stats are read (at most 500 per read) — so a bake sees
-traffic without a load generator; :meth:`FakeLb.request` sends one request by hand. Ratios are applied with
-accumulators, not dice: a release with ``error_ratio=0.1`` answers exactly every tenth request
-of a server with a 5xx, so gate tests are deterministic.
+traffic without a load generator; :meth:`FakeLb.request` sends one request by hand. Ratios are
+applied with accumulators, not dice: a release with ``error_ratio=0.1`` answers exactly every
+tenth request of a server with a 5xx, so gate tests are deterministic.
 
 It is not registered as a ``cluster.backend``: a fake cluster lives only as long as its object.
 """

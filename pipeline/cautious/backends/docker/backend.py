@@ -31,10 +31,12 @@ from cautious.backends.base import (
     LbAddressing,
     LbEndpoint,
     LbRestart,
+    NetworkFault,
+    NetworkLeftovers,
     Pace,
     slot_names,
 )
-from cautious.backends.docker import images
+from cautious.backends.docker import faults, images
 from cautious.backends.docker.baseimage import ensure_base_image
 from cautious.backends.docker.images import LABEL_PREFIX, build_image, managed_labels
 from cautious.cluster.health import probe
@@ -109,6 +111,7 @@ class DockerBackend:
         self.client = client or connect()
         self.say = say
         self.network_name = f"cautious-{self.cluster}"
+        self.netem_supported: bool | None = None  # found out by the first latency fault
         self._cluster_label = f"{LABEL_PREFIX}cluster={self.cluster}"
 
     # -- releases ----------------------------------------------------------------------------
@@ -193,11 +196,28 @@ class DockerBackend:
         return self._describe(container)
 
     def instances(self) -> list[Instance]:
+        return [self._describe(container) for container in self.instance_containers()]
+
+    def instance_containers(self) -> list[Container]:
+        """The cluster's instance containers, in slot order."""
         containers = self.client.containers.list(
             all=True, filters={"label": [self._cluster_label, f"{LABEL_PREFIX}role=instance"]}
         )
-        described = [self._describe(container) for container in containers]
-        return sorted(described, key=lambda item: _slot_order(item.name))
+        return sorted(containers, key=lambda item: _slot_order(self.slot_of(item)))
+
+    def slot_of(self, container: Container) -> str:
+        """The slot (instance name) a container was started for."""
+        return str((container.labels or {}).get(f"{LABEL_PREFIX}slot") or container.name)
+
+    def network_address(self, container: Container) -> str | None:
+        """The container's IP on the cluster network (None when it is cut off)."""
+        container.reload()
+        return self._ip(container)
+
+    def _ip(self, container: Container) -> str | None:
+        networks = container.attrs.get("NetworkSettings", {}).get("Networks") or {}
+        ip = (networks.get(self.network_name) or {}).get("IPAddress")
+        return str(ip) if ip else None
 
     def logs(self, name: str, tail: int = 50) -> str:
         container = self.find(self._container_name(name))
@@ -213,7 +233,7 @@ class DockerBackend:
     # -- faults ------------------------------------------------------------------------------
 
     def kill(self, name: str, signal: str) -> InstanceState:
-        container = self._instance_container(name)
+        container = self.instance_container(name)
         container.kill(signal=signal)
         if signal not in {"SIGKILL", "KILL", "9"}:
             return self._describe(container).state
@@ -225,13 +245,39 @@ class DockerBackend:
             time.sleep(self.pace.ready_poll_s)
 
     def restart(self, name: str, grace_s: float) -> None:
-        self._instance_container(name).restart(timeout=max(0, round(grace_s)))
+        self.instance_container(name).restart(timeout=max(0, round(grace_s)))
 
     def pause(self, name: str) -> None:
-        self._instance_container(name).pause()
+        self.instance_container(name).pause()
 
     def unpause(self, name: str) -> None:
-        self._instance_container(name).unpause()
+        self.instance_container(name).unpause()
+
+    # -- network faults (see ``faults``) ------------------------------------------------------
+
+    def add_network_fault(
+        self, name: str, *, delay_ms: float, jitter_ms: float, loss_percent: float, mechanism: str
+    ) -> NetworkFault:
+        return faults.add_network_fault(
+            self,
+            name,
+            delay_ms=delay_ms,
+            jitter_ms=jitter_ms,
+            loss_percent=loss_percent,
+            mechanism=mechanism,
+        )
+
+    def cut_off(self, name: str) -> NetworkFault:
+        return faults.cut_off(self, name)
+
+    def reconnect(self, name: str) -> bool:
+        return faults.reconnect(self, name)
+
+    def clear_network_faults(self, name: str | None = None) -> list[str]:
+        return faults.clear(self, name)
+
+    def network_leftovers(self) -> NetworkLeftovers:
+        return faults.leftovers(self)
 
     # -- load balancer -----------------------------------------------------------------------
 
@@ -389,7 +435,8 @@ class DockerBackend:
             )
         return container
 
-    def _instance_container(self, name: str) -> Container:
+    def instance_container(self, name: str) -> Container:
+        """The container of instance ``name``; SandboxError when the cluster has none there."""
         container = self.find(self._container_name(name))
         if container is None or container.labels.get(f"{LABEL_PREFIX}role") != "instance":
             raise SandboxError(f"cluster {self.cluster!r} has no instance {name!r}")
@@ -410,17 +457,11 @@ class DockerBackend:
 
     def _describe(self, container: Container) -> Instance:
         labels = container.labels
-        slot = labels.get(f"{LABEL_PREFIX}slot", container.name)
         port = int(labels.get(f"{LABEL_PREFIX}port", "0"))
         state = container.attrs.get("State", {})
-        ip = (
-            container.attrs.get("NetworkSettings", {})
-            .get("Networks", {})
-            .get(self.network_name, {})
-            .get("IPAddress")
-        )
+        ip = self._ip(container)
         return Instance(
-            name=slot,
+            name=self.slot_of(container),
             release=labels.get(f"{LABEL_PREFIX}release", ""),
             digest=labels.get(f"{LABEL_PREFIX}digest", ""),
             state=_state_of(container.status),
