@@ -10,6 +10,12 @@ from cautious.exceptions import LockHeld, SandboxError
 from tests.unit.fakes import fake_cluster
 
 
+def die_at_step_5(line: str) -> None:
+    """Stands in for SIGKILL of the orchestrator: nothing of the runner's own handling runs."""
+    if line.startswith("step 5/"):
+        raise SystemExit("killed")
+
+
 def test_a_deploy_brings_an_empty_sandbox_up_then_rolls_it_out(tmp_path: Path) -> None:
     cluster = fake_cluster(tmp_path, up=None)
     result = cluster.pipeline().deploy("v2")
@@ -40,10 +46,6 @@ def test_the_lock_is_free_again_once_a_rollout_ended(tmp_path: Path) -> None:
 
 def test_a_deploy_first_recovers_a_rollout_whose_orchestrator_died(tmp_path: Path) -> None:
     cluster = fake_cluster(tmp_path)
-
-    def die_at_step_5(line: str) -> None:
-        if line.startswith("step 5/"):
-            raise SystemExit("killed")
 
     with pytest.raises(SystemExit):
         cluster.roll("v2", on_step=die_at_step_5)
@@ -90,10 +92,6 @@ def test_converge_puts_every_slot_on_one_release_and_fills_empty_ones(tmp_path: 
 
 def test_converge_first_recovers_an_interrupted_rollout(tmp_path: Path) -> None:
     cluster = fake_cluster(tmp_path)
-
-    def die_at_step_5(line: str) -> None:
-        if line.startswith("step 5/"):
-            raise SystemExit("killed")
 
     with pytest.raises(SystemExit):
         cluster.roll("v2", on_step=die_at_step_5)

@@ -9,7 +9,9 @@ the rollout runner, the chaos extension — speak only this interface, so a ``do
 httpx swaps transports.
 
 A new backend is one module with a class that satisfies :class:`Backend` and takes
-``(config, *, say)``, plus one entry in ``cautious.backends.registry.BACKENDS``.
+``(config, *, say)``, plus one entry in ``cautious.backends.registry.BACKENDS``. Network faults
+(latency, loss, cuts) are optional: a backend that can make them also satisfies
+:class:`NetworkFaults`, and chaos experiments that need them say so when it does not.
 """
 
 from __future__ import annotations
@@ -69,6 +71,8 @@ class Instance:
     local_url: str | None  # where this machine reaches it directly, if it can
     exit_code: int | None = None
     restarts: int = 0  # restarts by the engine itself (a watchdog), not by Cautious
+    host: str = ""  # the machine it runs on, where that is not this one (ssh)
+    release_dir: str = ""  # the release's directory on that machine (what ``current`` names)
 
 
 @dataclass(frozen=True)
