@@ -17,6 +17,11 @@ Settings come from the environment ``cautious.measure.load`` sets for the Locust
   at least rate / 4), or the rate falls short;
 - ``CAUTIOUS_TIMEOUT_S`` (default 2): connect and read timeout. A short timeout turns a hung
   instance into a logged failure instead of a user silently stuck for a minute.
+- ``CAUTIOUS_WORKERS`` and ``CAUTIOUS_WORKER_INDEX`` (defaults 1 and 0): in Locust's
+  distributed mode each worker process runs this file with its share of the users; worker
+  ``w`` gives its users the start slots ``w, w + workers, ...``, so the whole swarm is still
+  spread evenly over the period instead of each worker's users firing in step with the
+  other's.
 
 FastHttpUser, because on this 2-core machine it reaches 1,000 req/s with CPU to spare where
 HttpUser (requests) tops out below it (numbers in ``cautious.bench`` results). Any status of 400
@@ -32,7 +37,7 @@ import time
 import gevent
 from locust import FastHttpUser, task
 
-__all__ = ["SandboxUser"]
+__all__ = ["PacedUser", "SandboxUser"]
 
 
 def _positive(name: str, default: float) -> float:
@@ -50,13 +55,18 @@ TIMEOUT_S = _positive("CAUTIOUS_TIMEOUT_S", 2.0)
 
 PERIOD_S = USERS / RATE  # each user's pacing period
 
+WORKERS = max(1, int(_positive("CAUTIOUS_WORKERS", 1)))
+WORKER_INDEX = int(os.environ.get("CAUTIOUS_WORKER_INDEX", "").strip() or 0)
+
 _item_ids = itertools.count(1)
-_user_ids = itertools.count()
+_user_ids = itertools.count(WORKER_INDEX, WORKERS)  # this worker's start slots
 
 
-class SandboxUser(FastHttpUser):
-    """One simulated client of the sample service."""
+class PacedUser(FastHttpUser):
+    """A client paced so the swarm sends the target rate, evenly spread (other locustfiles in
+    this folder build on it: ``from locustfile import PacedUser``)."""
 
+    abstract = True
     connection_timeout = TIMEOUT_S
     network_timeout = TIMEOUT_S
     _due = 0.0  # monotonic time this user's current task was due
@@ -76,6 +86,10 @@ class SandboxUser(FastHttpUser):
         now = time.monotonic()
         self._due = max(self._due + PERIOD_S, now)
         return self._due - now
+
+
+class SandboxUser(PacedUser):
+    """One simulated client of the sample service."""
 
     @task(40)
     def index(self) -> None:

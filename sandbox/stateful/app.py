@@ -69,7 +69,7 @@ class Config:
     write_columns: tuple[str, ...] = ("name",)
     read_column: str = "name"
     ascii_names: bool = False
-    pool_size: int = 16
+    pool_size: int = 8
 
     @classmethod
     def from_env(cls, env: dict[str, str]) -> Config:
@@ -83,7 +83,7 @@ class Config:
             raise ConfigError(f"APP_READ_COLUMN={read!r}: use name or full_name")
         try:
             port = int(env.get("APP_PORT", "8000"))
-            pool_size = int(env.get("APP_POOL_SIZE", "16"))
+            pool_size = int(env.get("APP_POOL_SIZE", "8"))
         except ValueError as exc:
             raise ConfigError(f"APP_PORT / APP_POOL_SIZE: {exc}") from None
         if not 0 <= port <= 65535 or not 1 <= pool_size <= 100:
@@ -130,29 +130,38 @@ class Store:
         self.config = config
         self._pool: psycopg2.pool.ThreadedConnectionPool | None = None
         self._pool_lock = threading.Lock()
+        # psycopg2's pool raises when it is exhausted; requests wait for a connection instead.
+        self._free = threading.BoundedSemaphore(config.pool_size)
 
     @contextmanager
     def cursor(self) -> Iterator[psycopg2.extensions.cursor]:
         """A cursor in a transaction; a broken connection is closed, not returned to the pool."""
-        with self._pool_lock:
-            if self._pool is None:
-                self._pool = psycopg2.pool.ThreadedConnectionPool(
-                    1,
-                    self.config.pool_size,
-                    "",
-                    options=f"-c statement_timeout={_STATEMENT_TIMEOUT_MS}",
-                )
-            pool = self._pool
-        conn = pool.getconn()
-        broken = False
+        if not self._free.acquire(timeout=_STATEMENT_TIMEOUT_MS / 1000):
+            raise psycopg2.OperationalError("no free database connection")
         try:
-            with conn, conn.cursor() as cur:
-                yield cur
-        except psycopg2.OperationalError:
-            broken = True
-            raise
+            with self._pool_lock:
+                if self._pool is None:
+                    # minconn = maxconn: psycopg2 closes a returned connection beyond minconn,
+                    # and a new connection per request (SCRAM authentication) costs ~100 ms.
+                    self._pool = psycopg2.pool.ThreadedConnectionPool(
+                        self.config.pool_size,
+                        self.config.pool_size,
+                        "",
+                        options=f"-c statement_timeout={_STATEMENT_TIMEOUT_MS}",
+                    )
+                pool = self._pool
+            conn = pool.getconn()
+            broken = False
+            try:
+                with conn, conn.cursor() as cur:
+                    yield cur
+            except psycopg2.OperationalError:
+                broken = True
+                raise
+            finally:
+                pool.putconn(conn, close=broken or conn.closed != 0)
         finally:
-            pool.putconn(conn, close=broken or conn.closed != 0)
+            self._free.release()
 
     def check_schema(self) -> None:
         """Raise unless every column this release touches exists (readiness)."""
