@@ -37,6 +37,9 @@ ROLLOUT = {
     "canary_min_requests": 20,
     "canary_steps": [25, 100],
 }
+# The canary judge's bakes, cut like the other deadlines: a decisive bake may extend half a
+# second, which at the simulated rate is thousands of canary requests.
+CANARY = {"bake_s": 0.03, "max_extension_s": 0.5}
 TRAFFIC_PER_S = 50_000.0  # simulated: requests cost microseconds, so bakes see plenty
 
 
@@ -47,6 +50,7 @@ def fake_config(tmp_path: Path, *, instances: int = 4, **rollout: Any) -> Config
             "releases": {name: {} for name in releases},
             "cluster": {"name": "unit", "instances": instances},
             "rollout": {**ROLLOUT, **rollout},
+            "canary": CANARY,
             "state_dir": str(tmp_path / "state"),
             "reports_dir": str(tmp_path / "reports"),
         }
@@ -90,7 +94,9 @@ class FakeCluster:
         running = [item for item in self.backend.instances() if item.state == "running"]
         taken = {item.name for item in self.backend.instances()}
         free = [slot for slot in self.backend.slots() if slot not in taken]
-        plan = make_plan(strategy, [item.name for item in running], free, self.config.rollout)
+        plan = make_plan(
+            strategy, [item.name for item in running], free, self.config.rollout, self.config.canary
+        )
         source = self.sandbox.release_by_digest(running[0].release, running[0].digest)
         return self.runner().run(plan, source, self.release(to), **kw)
 

@@ -176,32 +176,52 @@ def test_a_rolled_back_canary_restores_the_weights_it_found(cluster: FakeCluster
     assert everyone_on(cluster, "v1")
 
 
-# -- the canary gate reads per-server 5xx counters --------------------------------------------
+# -- the canary gate asks the judge (samples from the LB's counters: no request log here) -----
 
 
-def test_the_canary_gate_rolls_back_a_canary_with_more_5xx_than_allowed(
+def test_the_canary_gate_rolls_back_a_canary_that_is_worse_beyond_doubt(
     cluster: FakeCluster,
 ) -> None:
     result = cluster.roll("errors-50pct", "canary")
     assert result.outcome == "rolled-back"
-    assert re.match(r"canary: (49\.\d|50\.0)% 5xx", result.reason)
+    assert re.match(r"canary: error ratio: canary (49\.\d\d|50\.00)% \(", result.reason), (
+        result.reason
+    )
+    assert "worse beyond doubt" in result.reason
     assert everyone_on(cluster, "v1")
+    [failed] = [step for step in journal_steps(cluster, result.id) if step.get("judgement")]
+    assert failed["verdict"] == "fail"
+    assert failed["judgement"]["metrics"][0]["p_value"] <= 0.01
 
 
 def test_the_canary_gate_passes_a_canary_as_good_as_its_baseline(tmp_path: Path) -> None:
     cluster = fake_cluster(tmp_path, up="errors-1pct")
     result = cluster.roll("also-errors-1pct", "canary")
     assert result.outcome == "succeeded", result.reason
-    [judged] = [step for step in journal_steps(cluster, result.id) if "canary_requests" in step]
-    assert judged["canary_requests"] >= 20
-    assert judged["canary_error_ratio"] == pytest.approx(judged["baseline_error_ratio"], abs=0.01)
+    [judged] = [step for step in journal_steps(cluster, result.id) if step.get("judgement")]
+    verdict = judged["judgement"]
+    assert verdict["verdict"] == "pass"
+    [errors] = verdict["metrics"]  # no request log: latency is not judged
+    assert errors["canary"] == pytest.approx(errors["baseline"], abs=0.01)
+    assert errors["upper_at_power"] < errors["minimal_effect"]
+    assert judged["samples_from"] == "lb counters"
 
 
-def test_the_canary_gate_refuses_to_judge_without_traffic(tmp_path: Path) -> None:
+def test_a_canary_without_traffic_ends_not_enough_data_never_a_pass(tmp_path: Path) -> None:
     cluster = fake_cluster(tmp_path, traffic_per_s=0)
     result = cluster.roll("v2", "canary")
     assert result.outcome == "rolled-back"
-    assert result.reason.startswith("canary: not enough samples to judge (0 requests")
+    assert result.reason.startswith("canary: not enough data to promote after")
+    assert everyone_on(cluster, "v1")
+    [refused] = [step for step in journal_steps(cluster, result.id) if step.get("judgement")]
+    assert refused["verdict"] == "not-enough-data"
+
+
+def test_the_hard_ceiling_fails_a_canary_even_before_the_judge_is_sure(tmp_path: Path) -> None:
+    cluster = fake_cluster(tmp_path, canary_max_error_ratio=0.005, up="errors-1pct")
+    result = cluster.roll("also-errors-1pct", "canary")
+    assert result.outcome == "rolled-back"
+    assert "above the hard ceiling of 0.5%" in result.reason
 
 
 def test_a_bake_with_an_error_bound_rolls_back_a_release_above_it(tmp_path: Path) -> None:

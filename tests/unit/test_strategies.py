@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from cautious.config import RolloutConfig
+from cautious.config import CanaryConfig, RolloutConfig
 from cautious.exceptions import ConfigError
 from cautious.rollout.plan import Bake, Retire, SetWeights, Start, Switch
 from cautious.rollout.strategies import MAX_WEIGHT, canary_weights, make_plan
@@ -116,3 +116,11 @@ def test_every_plan_prints_one_numbered_line_per_step() -> None:
         assert len(lines) == len(plan.steps)
         assert lines[0].startswith(" 1. ")
         assert plan.to_dict()["steps"][0]["text"] == plan.steps[0].describe()
+
+
+def test_only_the_last_judged_canary_bake_must_pass_and_may_extend() -> None:
+    judge = CanaryConfig(bake_s=7, max_extension_s=40)
+    plan = make_plan("canary", CURRENT, FREE, rollout(canary_steps=[5, 25, 50, 100]), judge)
+    bakes = [step for step in plan.steps if isinstance(step, Bake) and step.judge_against]
+    assert [(bake.seconds, bake.extend_s) for bake in bakes] == [(7, 0), (7, 0), (7, 40)]
+    assert "must pass before promotion (extends up to 40 s)" in bakes[-1].describe()

@@ -30,7 +30,13 @@ from cautious.config import Config, load_config
 from cautious.deploy import DeployPipeline, Prepared, RolloutHook
 from cautious.exceptions import ConfigError, SandboxError, UsageError
 from cautious.measure.claims import claim_label, format_figure, format_target
-from cautious.measure.session import Measured, default_report_dir, measured_load, measured_rollout
+from cautious.measure.session import (
+    Measured,
+    default_report_dir,
+    measured_load,
+    measured_rollout,
+    request_log_path,
+)
 from cautious.report.document import render_folder
 from cautious.rollout.journal import Journal, StartupStats, startup_stats
 from cautious.rollout.runner import RolloutResult
@@ -218,6 +224,14 @@ def deploy(
         console.print(f"plan: {plan.strategy} over {', '.join(plan.current)}")
         for line in plan.describe():
             print(line)
+        if plan.strategy == "canary":
+            from cautious.judges.planner import plan_from_config
+
+            planned = plan_from_config(cfg)
+            for line in planned.lines():
+                print(line)
+            for warning in planned.warnings:
+                console.print(f"[yellow]warning:[/yellow] {warning}")
         return
     folder = Path(report_dir) if report_dir else default_report_dir(cfg, "deploy")
     measured = _measuring(pipeline, folder, "deploy")
@@ -325,7 +339,9 @@ def _measuring(pipeline: DeployPipeline, folder: Path, command: str) -> _Measuri
             pipeline.config,
             url,
             folder,
-            lambda on_step: pipeline.run_rollout(prepared, kind, on_step=on_step),
+            lambda on_step: pipeline.run_rollout(
+                prepared, kind, on_step=on_step, request_log=request_log_path(folder)
+            ),
             command=command,
             progress=_progress,
         )

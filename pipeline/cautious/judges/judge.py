@@ -18,8 +18,8 @@ metrics, and within a metric between canary and baseline (a union bound).
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
-from typing import Literal
+from dataclasses import asdict, dataclass
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -35,20 +35,19 @@ from cautious.judges.planner import (
 )
 from cautious.judges.samples import BIN_EDGES_MS, Samples, quantile_estimate
 from cautious.judges.sequential import FloatArray
+from cautious.verdict import Verdict, worst
 
 __all__ = [
     "CanaryJudgement",
-    "Judgement",
-    "Verdict",
+    "MetricJudgement",
     "anytime_p_value",
     "error_interval",
+    "json_safe",
     "judge_canary",
     "judge_errors",
     "judge_latency",
     "latency_interval",
 ]
-
-Verdict = Literal["pass", "fail", "not-enough-data"]
 
 _SMALLEST_P = 1e-12
 _P_TOLERANCE = 0.05  # of log α: the p-value to ±5 %, in a handful of evaluations
@@ -58,7 +57,7 @@ _EMPIRICAL_TAIL_SAMPLES = 2_000
 
 
 @dataclass(frozen=True)
-class Judgement:
+class MetricJudgement:
     """One metric's verdict and the evidence behind it (all values plain, for JSON).
 
     ``effect`` is canary − baseline for error ratios and canary / baseline − 1 for latency
@@ -85,20 +84,21 @@ class Judgement:
     unit: str
     reason: str
 
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-safe (an unbounded side becomes None), for the journal and report.json."""
+        return {key: json_safe(value) for key, value in asdict(self).items()}
+
 
 @dataclass(frozen=True)
 class CanaryJudgement:
     """Every metric's judgement at one look, and the verdict of the canary as a whole."""
 
-    judgements: tuple[Judgement, ...]
+    judgements: tuple[MetricJudgement, ...]
 
     @property
     def verdict(self) -> Verdict:
-        """fail if any metric fails; pass only if every metric passes."""
-        verdicts = {item.verdict for item in self.judgements}
-        if "fail" in verdicts:
-            return "fail"
-        return "pass" if verdicts == {"pass"} else "not-enough-data"
+        """fail if any metric fails; pass only if every metric passes (and there was one)."""
+        return worst(item.verdict for item in self.judgements)
 
     @property
     def more_requests(self) -> int | None:
@@ -110,6 +110,22 @@ class CanaryJudgement:
     def summary(self) -> str:
         """One line per metric, for logs and the journal."""
         return "; ".join(item.reason for item in self.judgements)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "verdict": self.verdict,
+            "more_requests": self.more_requests,
+            "metrics": [item.to_dict() for item in self.judgements],
+        }
+
+
+def json_safe(value: Any) -> Any:
+    """Numbers as plain floats, infinities and NaN as None, tuples as lists: valid JSON."""
+    if isinstance(value, tuple | list):
+        return [json_safe(item) for item in value]
+    if isinstance(value, float | np.floating):
+        return round(float(value), 6) if np.isfinite(value) else None
+    return value
 
 
 def error_interval(canary: Samples, baseline: Samples, alpha: float) -> tuple[float, float]:
@@ -168,7 +184,7 @@ def judge_errors(
     minimal_effect: float,
     alpha: float,
     power: float,
-) -> Judgement:
+) -> MetricJudgement:
     """Judge the canary's error ratio against the baseline's (``minimal_effect``: absolute)."""
     lower, upper = error_interval(canary, baseline, alpha)
     upper_at_power = error_interval(canary, baseline, 1 - power)[1]
@@ -198,7 +214,7 @@ def judge_errors(
         f"{minimal_effect * 100:+g} points (up to {upper_at_power * 100:+.2f})"
         + (f"; ~{more:,} more canary requests needed" if more is not None else ""),
     }[verdict]
-    return Judgement(
+    return MetricJudgement(
         metric="error_ratio",
         verdict=verdict,
         canary=c_ratio,
@@ -225,7 +241,7 @@ def judge_latency(
     minimal_effect: float,
     alpha: float,
     power: float,
-) -> Judgement:
+) -> MetricJudgement:
     """Judge a latency quantile of good answers (``minimal_effect``: relative, 0.2 = +20 %).
 
     A quantile test sees a regression that only widens the distribution (same median, longer
@@ -267,7 +283,7 @@ def judge_latency(
         f"{minimal_effect:+.0%}"
         + (f"; ~{more:,} more canary requests needed" if more is not None else ""),
     }[verdict]
-    return Judgement(
+    return MetricJudgement(
         metric=f"latency_{name}",
         verdict=verdict,
         canary=c_ms,

@@ -19,6 +19,7 @@ import numpy as np
 import numpy.typing as npt
 from scipy.stats import lognorm, norm
 
+from cautious.config import Config
 from cautious.judges.bounds import error_bound
 from cautious.judges.sequential import FloatArray, rank_bounds
 
@@ -32,6 +33,7 @@ __all__ = [
     "latency_reached",
     "metric_alphas",
     "plan_canary",
+    "plan_from_config",
     "timeline",
 ]
 
@@ -260,3 +262,19 @@ def plan_canary(
             )
             needs.append(_first(name, goal, f"+{floor:.0%}", line, reached))
     return CanaryPlanReport(rate, tuple(percents), bake_s, extension_s, tuple(needs))
+
+
+def plan_from_config(config: Config) -> CanaryPlanReport:
+    """The plan for a configuration's canary: its load rate, canary steps and judge settings."""
+    judge = config.canary
+    return plan_canary(
+        rate=config.load.rate,
+        percents=config.rollout.canary_steps,
+        bake_s=judge.bake_s,
+        extension_s=judge.max_extension_s,
+        error_effect=judge.detect.error_ratio,
+        latency_floors=judge.detect.latency_floors(),
+        false_rollback_rate=judge.false_rollback_rate,
+        power=judge.power,
+        baseline_error_ratio=judge.baseline_error_ratio,
+    )

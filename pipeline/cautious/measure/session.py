@@ -21,12 +21,18 @@ from typing import Any
 from cautious.config import Config
 from cautious.measure.availability import compute_availability
 from cautious.measure.claims import ClaimResult, evaluate_claims
-from cautious.measure.load import LoadHandle, start_load
+from cautious.measure.load import REQUEST_LOG_NAME, LoadHandle, start_load
 from cautious.measure.requestlog import read_request_log
 from cautious.report.document import ReportDocument, ReportPaths, build_report, write_report
 from cautious.rollout.runner import RolloutResult
 
-__all__ = ["Measured", "default_report_dir", "measured_load", "measured_rollout"]
+__all__ = [
+    "Measured",
+    "default_report_dir",
+    "measured_load",
+    "measured_rollout",
+    "request_log_path",
+]
 
 _LONGEST_LOAD_S = 3_600  # the rollout stops the load itself; this only bounds a runaway
 _TICK_S = 1.0
@@ -142,9 +148,14 @@ def _load(config: Config, url: str, report_dir: Path) -> LoadHandle:
         duration_s=_LONGEST_LOAD_S,
         users=load.users,
         timeout_s=load.timeout_s,
-        out_dir=report_dir / "load",
+        out_dir=request_log_path(report_dir).parent,
         locustfile=config.path(load.locustfile),
     )
+
+
+def request_log_path(report_dir: Path) -> Path:
+    """Where a measured run's load writes its request log (the canary gate follows it live)."""
+    return report_dir / "load" / REQUEST_LOG_NAME
 
 
 def _wait(seconds: float, handle: LoadHandle) -> None:

@@ -81,15 +81,26 @@ class SetWeights:
 
 @dataclass(frozen=True)
 class Bake:
-    """Watch ``watch`` for ``seconds``: still running, still UP, errors within bounds."""
+    """Watch ``watch`` for ``seconds``: still running, still UP, errors within bounds.
+
+    A canary bake (``judge_against``) asks the judge at every look and stops at a fail. The
+    last one before promotion is decisive (``extend_s`` > 0): the canary must pass there, and
+    the bake is extended up to ``extend_s`` while the judge lacks data.
+    """
 
     seconds: float
     watch: tuple[str, ...]
     judge_against: tuple[str, ...] = ()  # canary: compare ``watch`` with these baselines
+    extend_s: float = 0.0
 
     def describe(self) -> str:
         judged = f", judged against {', '.join(self.judge_against)}" if self.judge_against else ""
-        return f"bake {self.seconds:g} s watching {', '.join(self.watch)}{judged}"
+        decisive = (
+            f"; must pass before promotion (extends up to {self.extend_s:g} s)"
+            if self.extend_s
+            else ""
+        )
+        return f"bake {self.seconds:g} s watching {', '.join(self.watch)}{judged}{decisive}"
 
 
 Step = Retire | Start | Switch | SetWeights | Bake

@@ -17,6 +17,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from pathlib import Path
 from types import FrameType
 from typing import Any, TypeVar
 
@@ -24,6 +25,7 @@ from cautious.cluster.balancer import LoadBalancer, ServerStat
 from cautious.cluster.sandbox import Sandbox
 from cautious.exceptions import GateFailed, SandboxError
 from cautious.release import Release
+from cautious.rollout.canary import CanaryGate, CanaryRefused
 from cautious.rollout.journal import Journal, Outcome, RolloutRecord
 from cautious.rollout.operations import Retired, enter_rotation, retire_instance, start_instance
 from cautious.rollout.plan import Bake, Plan, Retire, SetWeights, Start, Step, Switch
@@ -38,7 +40,6 @@ from cautious.rollout.records import (
 __all__ = ["Interrupted", "RolloutResult", "Runner", "recover", "terminate_as_interrupt"]
 
 _LB_TIMEOUT_S = 15.0
-_CANARY_MAX_EXTENSIONS = 3  # a bake without enough canary traffic is extended, then refused
 
 T = TypeVar("T")
 
@@ -134,14 +135,23 @@ class Runner:
     """Runs plans on one sandbox cluster and journals them."""
 
     def __init__(
-        self, sandbox: Sandbox, journal: Journal, say: Callable[[str], None] = print
+        self,
+        sandbox: Sandbox,
+        journal: Journal,
+        say: Callable[[str], None] = print,
+        *,
+        request_log: Path | None = None,
     ) -> None:
+        """``request_log``: the log load is writing, the canary gate's samples (without one,
+        the gate judges error ratios from the load balancer's counters)."""
         self.sandbox = sandbox
         self.journal = journal
         self.say = say
         self.config = sandbox.config
         self.backend = sandbox.backend
+        self.request_log = request_log
         self._runtime: LoadBalancer | None = None
+        self._canary: CanaryGate | None = None
         self.timeline: list[TimelineEvent] = []
         self.steps: list[StepRecord] = []
 
@@ -242,8 +252,10 @@ class Runner:
             facts = body()
         except BaseException as exc:
             verdict = exc.verdict if isinstance(exc, GateFailed) else None
+            judged = exc.facts if isinstance(exc, CanaryRefused) else {}
             self._record(
-                rollout_id, record(time.time(), "failed", detail=str(exc), verdict=verdict)
+                rollout_id,
+                record(time.time(), "failed", detail=str(exc), verdict=verdict, facts=judged),
             )
             raise
         facts = facts if isinstance(facts, dict) else {}
@@ -399,11 +411,12 @@ class Runner:
     # -- bake and its gates --------------------------------------------------------------------
 
     def _bake(self, step: Bake) -> dict[str, Any]:
-        """Watch the new instances for ``seconds``; a canary bake also judges its errors."""
+        """Watch the new instances for ``seconds``; a canary bake asks the judge instead."""
+        if step.judge_against:
+            return self._canary_gate().bake(step)
         rollout = self.config.rollout
         start_stats = self.runtime.stats()
         deadline = time.monotonic() + step.seconds
-        extensions = 0
         while True:
             self._check_watched(step.watch)
             if time.monotonic() < deadline:
@@ -420,32 +433,20 @@ class Runner:
                     f"({watched.errors}/{watched.requests}), "
                     f"above {rollout.bake_max_error_ratio:.1%}"
                 )
-            if not step.judge_against:
-                return {"requests": watched.requests, "errors_5xx": watched.errors}
-            if watched.requests < rollout.canary_min_requests:
-                if extensions < _CANARY_MAX_EXTENSIONS:
-                    extensions += 1
-                    deadline = time.monotonic() + step.seconds
-                    continue
-                raise GateFailed(
-                    f"canary: not enough samples to judge ({watched.requests} requests, "
-                    f"{rollout.canary_min_requests} needed); is load running?",
-                    verdict="not-enough-data",
-                )
-            baseline = _delta(start_stats, stats, step.judge_against)
-            limit = max(rollout.canary_max_error_ratio, baseline.ratio)
-            verdict = {
-                "canary_requests": watched.requests,
-                "canary_error_ratio": round(watched.ratio, 5),
-                "baseline_requests": baseline.requests,
-                "baseline_error_ratio": round(baseline.ratio, 5),
-            }
-            if watched.ratio > limit:
-                raise GateFailed(
-                    f"canary: {watched.ratio:.1%} 5xx ({watched.errors}/{watched.requests}) "
-                    f"against baseline {baseline.ratio:.1%} — above the {limit:.1%} allowed"
-                )
-            return verdict
+            return {"requests": watched.requests, "errors_5xx": watched.errors}
+
+    def _canary_gate(self) -> CanaryGate:
+        """One gate per rollout: its samples accumulate from the first judged bake on."""
+        if self._canary is None:
+            self._canary = CanaryGate(
+                self.config,
+                self.runtime,
+                request_log=self.request_log,
+                poll_s=self.backend.pace.bake_poll_s,
+                check_watched=self._check_watched,
+                say=self.say,
+            )
+        return self._canary
 
     def _check_watched(self, slots: Sequence[str]) -> None:
         stats = self.runtime.stats()

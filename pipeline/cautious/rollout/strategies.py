@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from cautious.config import RolloutConfig, StrategyName
+from cautious.config import CanaryConfig, RolloutConfig, StrategyName
 from cautious.exceptions import ConfigError
 from cautious.rollout.plan import Bake, Plan, Retire, SetWeights, Start, Step, Switch
 
@@ -27,8 +27,13 @@ def make_plan(
     current: Sequence[str],
     free: Sequence[str],
     rollout: RolloutConfig,
+    canary: CanaryConfig | None = None,
 ) -> Plan:
-    """The plan of ``strategy`` for a cluster running ``current`` with ``free`` slots spare."""
+    """The plan of ``strategy`` for a cluster running ``current`` with ``free`` slots spare.
+
+    ``canary``: the judge's settings (bake and extension of each judged step; default: the
+    defaults).
+    """
     if not current:
         raise ConfigError("the cluster runs no instances; run `invoke sandbox.up` first")
     running = tuple(current)
@@ -53,7 +58,8 @@ def make_plan(
             return Plan(strategy, running, steps, green)
         case "canary":
             canaries = _take(free, rollout.canary_instances, "canary needs free slots")
-            return Plan(strategy, running, _canary(running, canaries, rollout), running)
+            steps = _canary(running, canaries, rollout, canary or CanaryConfig())
+            return Plan(strategy, running, steps, running)
 
 
 def canary_weights(percent: int, canaries: int, baselines: int) -> tuple[int, int]:
@@ -76,18 +82,28 @@ def _rolling(slots: tuple[str, ...], rollout: RolloutConfig) -> tuple[Step, ...]
 
 
 def _canary(
-    baselines: tuple[str, ...], canaries: tuple[str, ...], rollout: RolloutConfig
+    baselines: tuple[str, ...],
+    canaries: tuple[str, ...],
+    rollout: RolloutConfig,
+    judge: CanaryConfig,
 ) -> tuple[Step, ...]:
     steps: list[Step] = [Start(canaries, in_rotation=False)]
     enter = canaries
-    for percent in rollout.canary_steps[:-1]:  # the last step is always 100: promotion
+    judged = rollout.canary_steps[:-1]  # the last step is always 100: promotion
+    for index, percent in enumerate(judged):
         canary_weight, baseline_weight = canary_weights(percent, len(canaries), len(baselines))
         weights = tuple((slot, canary_weight) for slot in canaries) + tuple(
             (slot, baseline_weight) for slot in baselines
         )
+        decisive = index == len(judged) - 1
         steps += [
             SetWeights(weights, enter=enter, percent=percent),
-            Bake(rollout.bake_s, canaries, judge_against=baselines),
+            Bake(
+                judge.bake_s,
+                canaries,
+                judge_against=baselines,
+                extend_s=judge.max_extension_s if decisive else 0.0,
+            ),
         ]
         enter = ()
     equal = tuple((slot, 1) for slot in (*canaries, *baselines))
