@@ -124,7 +124,7 @@ def json_safe(value: Any) -> Any:
     if isinstance(value, tuple | list):
         return [json_safe(item) for item in value]
     if isinstance(value, float | np.floating):
-        return round(float(value), 6) if np.isfinite(value) else None
+        return float(f"{value:.6g}") if np.isfinite(value) else None  # 6 significant digits
     return value
 
 

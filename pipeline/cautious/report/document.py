@@ -23,6 +23,7 @@ from cautious import __version__
 from cautious.exceptions import UsageError
 from cautious.measure.availability import Availability
 from cautious.measure.claims import ClaimResult
+from cautious.report.canary import canary_section
 from cautious.report.registry import RENDERERS
 from cautious.rollout.records import InstanceRecord, RolloutSummary, StepRecord, TimelineEvent
 from cautious.verdict import Experiment, Judgement, judge_run
@@ -213,6 +214,7 @@ def _rollout(rollout: RolloutSummary) -> dict[str, Any]:
         "started": rollout.started,
         "ended": rollout.ended,
         "steps": [_step(step) for step in rollout.steps],
+        "canary": canary_section([step.to_dict() for step in rollout.steps]),
     }
 
 

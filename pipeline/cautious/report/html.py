@@ -11,6 +11,7 @@ import html
 from collections.abc import Mapping
 from typing import Any
 
+from cautious.report.canary import HOW_TO_READ, canary_chart_png, canary_table
 from cautious.report.chart import chart_png
 from cautious.report.tables import (
     Badge,
@@ -47,7 +48,7 @@ white-space:nowrap}
 .pass,.succeeded,.ok{background:#2e7d32}.fail,.rolled-back,.aborted,.failed{background:#c62828}
 .not-enough-data,.skipped{background:#ef8f00}
 td.pass,td.fail,td.not-enough-data,td.succeeded,td.ok,td.failed,td.skipped{color:#fff}
-.muted{color:#666;font-size:.9em}img#timeline-chart{width:100%;height:auto;
+.muted{color:#666;font-size:.9em}img#timeline-chart,img#canary-chart{width:100%;height:auto;
 border:1px solid #eee}details{margin:8px 0}summary{cursor:pointer}
 """
 
@@ -138,6 +139,17 @@ def render(report: Mapping[str, Any]) -> bytes:
             + "</p>",
             _table(steps_table(report)),
         ]
+        judged = canary_table(report)
+        if judged:
+            chart = base64.b64encode(canary_chart_png(report) or b"").decode("ascii")
+            parts += [
+                "<h2>Canary judgement</h2>",
+                _table(judged),
+                f'<p class="muted">{_h(HOW_TO_READ)}</p>',
+                f'<img id="canary-chart" src="data:image/png;base64,{chart}" alt="Canary and '
+                "baseline latency distributions, and their error ratios at each look of the "
+                'judge">',
+            ]
     instances = instances_table(report)
     if instances:
         parts += ["<h2>Instances at the end</h2>", _table(instances)]

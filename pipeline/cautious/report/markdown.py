@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from cautious.report.canary import HOW_TO_READ, canary_table
 from cautious.report.tables import (
     Badge,
     Cell,
@@ -91,6 +92,9 @@ def render(report: Mapping[str, Any]) -> bytes:
             lines += [rollout["reason"], ""]
         steps = steps_table(report)
         lines += _table(steps) if steps else []
+        judged = canary_table(report)
+        if judged:
+            lines += ["### Canary judgement", "", *_table(judged), HOW_TO_READ, ""]
     instances = instances_table(report)
     if instances:
         lines += ["### Instances at the end", "", *_table(instances)]

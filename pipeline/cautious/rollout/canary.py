@@ -20,11 +20,13 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any, Protocol
 
+import numpy as np
+
 from cautious.cluster.balancer import LoadBalancer, ServerStat
 from cautious.config import Config
 from cautious.exceptions import GateFailed
 from cautious.judges.judge import CanaryJudgement, json_safe, judge_canary
-from cautious.judges.samples import RequestLogTail, Samples
+from cautious.judges.samples import RequestLogTail, Samples, quantile_estimate
 from cautious.rollout.plan import Bake
 from cautious.verdict import Verdict
 
@@ -32,6 +34,7 @@ __all__ = ["CanaryGate", "CanaryRefused", "CounterSamples", "GateLook", "SampleS
 
 _JUDGE_EVERY_S = 1.0  # the calibration simulates exactly this cadence
 _ATTRIBUTED_AT_LEAST = 0.5  # below this share of the LB's count, the request log is suspect
+_REPORTED_LEVELS = (0.01, 0.05, 0.1, 0.25, 0.5, 0.75, 0.9, 0.95, 0.99, 0.999)
 
 
 class SampleSource(Protocol):
@@ -132,6 +135,7 @@ class CanaryGate:
             self._start()
         assert self._source is not None and self._counters is not None
         began = time.monotonic()
+        first_look = len(self.looks)
         settled = began + step.seconds
         bound = settled + step.extend_s
         next_look = min(began + _JUDGE_EVERY_S, settled)
@@ -143,13 +147,10 @@ class CanaryGate:
                 # Once a second, and always at the end of the bake and of its extension.
                 next_look = min(now + _JUDGE_EVERY_S, settled if now < settled else bound)
                 if judged.verdict == "fail":
-                    raise CanaryRefused(
-                        f"canary: {_failing(judged)}",
-                        "fail",
-                        self._facts(step, judged, now - began),
-                    )
+                    facts = self._facts(step, judged, now - began, first_look)
+                    raise CanaryRefused(f"canary: {_failing(judged)}", "fail", facts)
                 if now >= settled and (not step.extend_s or judged.verdict == "pass"):
-                    return self._facts(step, judged, now - began)
+                    return self._facts(step, judged, now - began, first_look)
                 if now >= bound:
                     more = judged.more_requests
                     needed = f"; ~{more:,} more canary requests needed" if more else ""
@@ -157,7 +158,7 @@ class CanaryGate:
                         f"canary: not enough data to promote after {now - began:.0f} s "
                         f"({_undecided(judged)}){needed}",
                         "not-enough-data",
-                        self._facts(step, judged, now - began),
+                        self._facts(step, judged, now - began, first_look),
                     )
             time.sleep(self.poll_s)
 
@@ -199,18 +200,25 @@ class CanaryGate:
         )
         return judged
 
-    def _facts(self, step: Bake, judged: CanaryJudgement, seconds: float) -> dict[str, Any]:
-        """What the journal keeps of a judged bake: the judgement, the cross-check, the looks."""
+    def _facts(
+        self, step: Bake, judged: CanaryJudgement, seconds: float, first_look: int
+    ) -> dict[str, Any]:
+        """What the journal keeps of a judged bake: the judgement, both latency distributions,
+        the cross-check, and this bake's looks."""
         assert self._source is not None and self._counters is not None
         counted = self._counters.samples(step.watch).requests
         logged = self._source.samples(step.watch).requests
         facts: dict[str, Any] = {
             "judgement": judged.to_dict(),
+            "latency_quantiles": {
+                side: _quantiles(self._source.samples(slots))
+                for side, slots in (("canary", step.watch), ("baseline", step.judge_against))
+            },
             "baked_s": round(seconds, 2),
             "extended_s": round(max(0.0, seconds - step.seconds), 2),
             "samples_from": "request log" if self._source is not self._counters else "lb counters",
             "lb_canary_requests": counted,
-            "looks": [look.to_dict() for look in self.looks],
+            "looks": [look.to_dict() for look in self.looks[first_look:]],
         }
         if (
             self._source is not self._counters
@@ -249,3 +257,12 @@ def _failing(judged: CanaryJudgement) -> str:
 
 def _undecided(judged: CanaryJudgement) -> str:
     return "; ".join(item.reason for item in judged.judgements if item.verdict != "pass")
+
+
+def _quantiles(samples: Samples) -> dict[str, float | None]:
+    """The latency distribution in a few numbers (ms at each level), for the report's chart."""
+    cumulative = np.cumsum(samples.latency_counts)
+    return {
+        f"{level:g}": json_safe(float(quantile_estimate(cumulative, level)))
+        for level in _REPORTED_LEVELS
+    }
