@@ -15,7 +15,7 @@ from typing import Any
 from cautious.backends import Backend, Instance, InstanceSpec, LbEndpoint, make_backend
 from cautious.cluster.balancer import LoadBalancer
 from cautious.cluster.lb import render_haproxy_config
-from cautious.config import Config
+from cautious.config import Config, env_values
 from cautious.exceptions import ConfigError, SandboxError, UsageError
 from cautious.release import Release, git_revision
 from cautious.rollout.operations import retire_instance, start_instance
@@ -36,6 +36,8 @@ class InstanceStatus:
     lb_weight: int
     address: str
     local_url: str
+    host: str = ""  # ssh: the machine, and the release directory its ``current`` link names
+    release_dir: str = ""
 
 
 @dataclass(frozen=True)
@@ -85,7 +87,7 @@ class Sandbox:
         """The working tree built as a release labelled with its git revision."""
         sha = git_revision(self.config.root)
         label = f"git-{sha or 'unversioned'}"
-        return self.backend.build_release(label, dict(self.config.service.env), sha)
+        return self.backend.build_release(label, env_values(self.config.service.env), sha)
 
     def ensure_lb(self) -> LbEndpoint:
         """Run the load balancer with this cluster's configuration (kept when unchanged)."""
@@ -159,6 +161,8 @@ class Sandbox:
                     lb_weight=lb_row.weight if lb_row else 0,
                     address=":".join(map(str, item.lb_address)) if item.lb_address else "",
                     local_url=item.local_url or "",
+                    host=item.host,
+                    release_dir=item.release_dir,
                 )
             )
         return SandboxStatus(

@@ -117,14 +117,22 @@ class TimelineEvent:
 
 @dataclass(frozen=True)
 class InstanceRecord:
-    """An instance, the release it runs and the backend's state of it."""
+    """An instance, the release it runs and the backend's state of it.
+
+    On real hosts it also names the host and the release's directory there, so the journal
+    says which files each machine ran.
+    """
 
     name: str
     release: str
     state: str = "running"
+    host: str = ""
+    release_dir: str = ""
 
     def to_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "release": self.release, "state": self.state}
+        found = {"name": self.name, "release": self.release, "state": self.state}
+        where = {"host": self.host, "release_dir": self.release_dir}
+        return found | {key: value for key, value in where.items() if value}
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> InstanceRecord:
@@ -132,6 +140,8 @@ class InstanceRecord:
             name=str(data["name"]),
             release=str(data["release"]),
             state=str(data.get("state", "running")),
+            host=str(data.get("host", "")),
+            release_dir=str(data.get("release_dir", "")),
         )
 
 

@@ -99,6 +99,11 @@ class SshBackend:
         if not ssh.hosts:
             raise ConfigError("cluster.backend ssh needs hosts: list them under ssh.hosts")
         inventory = Inventory.from_config(ssh, config.service.name, config.service.port)
+        if inventory.running_count != config.cluster.instances:
+            raise ConfigError(
+                f"cluster.instances is {config.cluster.instances} but ssh.hosts run "
+                f"{inventory.running_count} instances; make them agree"
+            )
         identity = config.path(Path(ssh.identity_file).expanduser()) if ssh.identity_file else None
         pinned = PinnedKeys(
             config.path(Path(ssh.known_hosts).expanduser()), ssh.trust_on_first_use, say
@@ -303,16 +308,6 @@ class SshBackend:
         )
         return output.stdout + output.stderr
 
-    def where(self, name: str) -> dict[str, str]:
-        """The host and the release directory of an instance, for the journal and status."""
-        place = self._place(name)
-        instance = self.layout.instance(place.port)
-        output = self.remotes[place.host].run(
-            f"readlink {instance}/current || true; {self.layout.host_current()}"
-        )
-        lines = [*output.stdout.splitlines(), "", ""]
-        return {"host": place.host.name, "release_dir": lines[0], "host_current": lines[1]}
-
     # -- faults --------------------------------------------------------------------------------
 
     def kill(self, name: str, signal: str) -> InstanceState:
@@ -399,7 +394,7 @@ class SshBackend:
         address, port = place.host.local_address(place.port)
         lb_address = (place.host.lb_address, place.port)
         if line is None:
-            return Instance(place.slot, "", "", "missing", lb_address, None)
+            return Instance(place.slot, "", "", "missing", lb_address, None, host=place.host.name)
         state: InstanceState = "running" if line.status_code == 0 else "exited"
         return Instance(
             name=place.slot,
@@ -408,6 +403,8 @@ class SshBackend:
             state=state,
             lb_address=lb_address,
             local_url=f"http://{address}:{port}",
+            host=place.host.name,
+            release_dir=line.target,
         )
 
 

@@ -222,7 +222,3 @@ if [ -L {q(link)} ]; then
 fi"""
             )
         return "".join(blocks) + "\ntrue\n"
-
-    def host_current(self) -> str:
-        """The target of the host's ``current`` link (empty when there is none)."""
-        return f"readlink {shlex.quote(self.root)}/current || true"

@@ -118,7 +118,7 @@ class SshSandboxBackend(SshBackend):
             )
             for index in range(1, count + 1)
         )
-        pinned = PinnedKeys(self.folder / "known_hosts", trust_on_first_use=False, say=say)
+        pinned = PinnedKeys(self.folder / "known_hosts", config.ssh.trust_on_first_use, say)
         inventory = Inventory(config.service.name, self.planned)
         self._setup(config, inventory, pinned, self.folder / "id_ed25519", _commands(config), say)
         self._hosts_known = False
