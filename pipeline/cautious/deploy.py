@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import subprocess
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
@@ -170,11 +170,11 @@ class DeployPipeline:
         kind: str,
         on_step: Callable[[str], None] = lambda _: None,
         *,
-        request_log: Path | None = None,
+        request_logs: Sequence[Path] = (),
     ) -> RolloutResult:
         """Run a prepared rollout (the load-measuring caller wraps this and names the request
-        log its load writes, which the canary gate reads)."""
-        runner = Runner(self.sandbox, self.journal, say=self.say, request_log=request_log)
+        logs its load writes, which the canary gate reads)."""
+        runner = Runner(self.sandbox, self.journal, say=self.say, request_logs=request_logs)
         return runner.run(
             prepared.plan, prepared.from_release, prepared.to_release, kind=kind, on_step=on_step
         )

@@ -53,6 +53,7 @@ def write_log(path: Path, *, canary_ms: float, canary_errors: float, n: int = 6_
 
 
 def gate(request_log: Path | None, lb: CountingLb | None = None) -> CanaryGate:
+    logs = (request_log,) if request_log is not None else ()
     config = Config.model_validate({"canary": {"detect": {"error_ratio": 0.03, "p99": 0.5}}})
 
     def watched(_: Sequence[str]) -> None:
@@ -61,7 +62,7 @@ def gate(request_log: Path | None, lb: CountingLb | None = None) -> CanaryGate:
     return CanaryGate(
         config,
         lb or CountingLb(),  # type: ignore[arg-type]
-        request_log=request_log,
+        request_logs=logs,
         poll_s=0.01,
         check_watched=watched,
         say=lambda _: None,

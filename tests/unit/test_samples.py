@@ -95,3 +95,12 @@ def test_a_missing_log_is_no_data_yet_and_a_foreign_one_is_refused(tmp_path: Pat
     foreign.write_text("when,what\n1,2\n", encoding="utf-8")
     with pytest.raises(RequestLogError, match="header lacks"):
         RequestLogTail(foreign).poll()
+
+
+def test_the_tail_follows_several_logs_written_side_by_side(tmp_path: Path) -> None:
+    first, second = tmp_path / "requests-worker-1.csv", tmp_path / "requests-worker-2.csv"
+    _log(first, [RequestRecord(1.0, 5.0, 200, instance="a", release="v1")])
+    _log(second, [RequestRecord(1.5, 6.0, 500, instance="a", release="v1")])
+    tail = RequestLogTail([first, second])
+    assert tail.poll() == 2
+    assert (tail.samples(["a"]).requests, tail.samples(["a"]).errors) == (2, 1)

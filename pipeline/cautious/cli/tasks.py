@@ -340,7 +340,7 @@ def _measuring(pipeline: DeployPipeline, folder: Path, command: str) -> _Measuri
             url,
             folder,
             lambda on_step: pipeline.run_rollout(
-                prepared, kind, on_step=on_step, request_log=request_log_path(folder)
+                prepared, kind, on_step=on_step, request_logs=(request_log_path(folder),)
             ),
             command=command,
             progress=_progress,

@@ -15,7 +15,7 @@ from __future__ import annotations
 import csv
 import io
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -155,61 +155,82 @@ class Tally:
         return Samples(self.requests, self.errors, self.counts.copy())
 
 
-class RequestLogTail:
-    """Follows a request log while it grows, tallying answers per instance since ``since``.
+class _Follower:
+    """One growing CSV file: hands out each whole row once, header first."""
 
-    Call :meth:`poll` to read what was appended; rows without an instance (connection errors,
-    answers from the load balancer itself) cannot be attributed and are only counted in
-    :attr:`unattributed`. A row that is still being written (no newline yet) waits for the next
-    poll.
-    """
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.offset = 0
+        self.columns: dict[str, int] | None = None
 
-    def __init__(self, path: str | os.PathLike[str], since: float = 0.0) -> None:
-        self.path = Path(path)
-        self.since = since
-        self.unattributed = 0
-        self._offset = 0
-        self._columns: dict[str, int] | None = None
-        self._tallies: dict[str, Tally] = {}
-        self._releases: dict[str, str] = {}
-
-    def poll(self) -> int:
-        """Read the rows appended since the last poll; returns how many were read."""
+    def rows(self) -> list[list[str]]:
         try:
             with self.path.open("rb") as file:
-                file.seek(self._offset)
+                file.seek(self.offset)
                 chunk = file.read(_READ_CHUNK)
         except FileNotFoundError:
-            return 0  # load has not started writing yet
+            return []  # load has not started writing yet
         except OSError as exc:
             raise RequestLogError(f"cannot read the request log {self.path}: {exc}") from None
         whole = chunk[: chunk.rfind(b"\n") + 1]
         while whole.count(b'"') % 2:  # a quoted error text with a newline is not finished yet
             whole = whole[: whole.rfind(b"\n", 0, len(whole) - 1) + 1]
-        if not whole:
-            return 0
-        self._offset += len(whole)
+        self.offset += len(whole)
         rows = list(csv.reader(io.StringIO(whole.decode("utf-8"), newline="")))
-        if self._columns is None:
-            self._columns = self._header(rows.pop(0))
-        return self._tally(rows)
+        if rows and self.columns is None:
+            header = rows.pop(0)
+            missing = [name for name in _COLUMNS if name not in header]
+            if missing:
+                raise RequestLogError(f"{self.path}: header lacks {', '.join(missing)}")
+            self.columns = {name: header.index(name) for name in _COLUMNS}
+        return rows
 
-    def _header(self, header: list[str]) -> dict[str, int]:
-        wanted = ("start", "latency_ms", "status", "error", "instance", "release")
-        missing = [name for name in wanted if name not in header]
-        if missing:
-            raise RequestLogError(f"{self.path}: header lacks {', '.join(missing)}")
-        return {name: header.index(name) for name in wanted}
 
-    def _tally(self, rows: list[list[str]]) -> int:
-        assert self._columns is not None
-        col = self._columns
+_COLUMNS = ("start", "latency_ms", "status", "error", "instance", "release")
+
+
+class RequestLogTail:
+    """Follows request logs while they grow, tallying answers per instance since ``since``.
+
+    ``paths``: one log, or several written side by side (one per load-generator process). Call
+    :meth:`poll` to read what was appended; rows without an instance (connection errors,
+    answers from the load balancer itself) cannot be attributed and are only counted in
+    :attr:`unattributed`. A row that is still being written (no newline yet) waits for the next
+    poll.
+    """
+
+    def __init__(
+        self,
+        paths: str | os.PathLike[str] | Sequence[str | os.PathLike[str]],
+        since: float = 0.0,
+    ) -> None:
+        many = [paths] if isinstance(paths, str | os.PathLike) else list(paths)
+        self._followers = [_Follower(Path(path)) for path in many]
+        self.since = since
+        self.unattributed = 0
+        self._tallies: dict[str, Tally] = {}
+        self._releases: dict[str, str] = {}
+
+    def poll(self) -> int:
+        """Read the rows appended since the last poll; returns how many were counted."""
+        counted = 0
+        for follower in self._followers:
+            rows = follower.rows()
+            if rows and follower.columns is not None:
+                counted += self._tally(follower, rows)
+        return counted
+
+    def _tally(self, follower: _Follower, rows: list[list[str]]) -> int:
+        assert follower.columns is not None
+        col = follower.columns
         try:
             kept = [row for row in rows if row and float(row[col["start"]]) >= self.since]
             latency = np.array([float(row[col["latency_ms"]]) for row in kept], dtype=np.float64)
             status = np.array([int(row[col["status"]]) for row in kept], dtype=np.int64)
         except (ValueError, IndexError) as exc:
-            raise RequestLogError(f"{self.path}: a row is not a request log row ({exc})") from None
+            raise RequestLogError(
+                f"{follower.path}: a row is not a request log row ({exc})"
+            ) from None
         errored = np.array([bool(row[col["error"]]) for row in kept], dtype=np.bool_)
         bad = errored | (status < 200) | (status >= 400)
         instances = np.array([row[col["instance"]] for row in kept], dtype=object)

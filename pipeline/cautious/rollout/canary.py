@@ -104,14 +104,14 @@ class CanaryGate:
         config: Config,
         runtime: LoadBalancer,
         *,
-        request_log: Path | None,
+        request_logs: Sequence[Path],
         poll_s: float,
         check_watched: Callable[[Sequence[str]], None],
         say: Callable[[str], None],
     ) -> None:
         self.config = config
         self.runtime = runtime
-        self.request_log = request_log
+        self.request_logs = tuple(request_logs)
         self.poll_s = poll_s
         self.check_watched = check_watched
         self.say = say
@@ -124,8 +124,8 @@ class CanaryGate:
         self._began = time.time()
         self._counters = CounterSamples(self.runtime)
         self._source = (
-            RequestLogTail(self.request_log, since=self._began)
-            if self.request_log is not None
+            RequestLogTail(self.request_logs, since=self._began)
+            if self.request_logs
             else self._counters
         )
 

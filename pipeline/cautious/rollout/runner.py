@@ -140,16 +140,16 @@ class Runner:
         journal: Journal,
         say: Callable[[str], None] = print,
         *,
-        request_log: Path | None = None,
+        request_logs: Sequence[Path] = (),
     ) -> None:
-        """``request_log``: the log load is writing, the canary gate's samples (without one,
+        """``request_logs``: the logs load is writing, the canary gate's samples (without any,
         the gate judges error ratios from the load balancer's counters)."""
         self.sandbox = sandbox
         self.journal = journal
         self.say = say
         self.config = sandbox.config
         self.backend = sandbox.backend
-        self.request_log = request_log
+        self.request_logs = tuple(request_logs)
         self._runtime: LoadBalancer | None = None
         self._canary: CanaryGate | None = None
         self.timeline: list[TimelineEvent] = []
@@ -441,7 +441,7 @@ class Runner:
             self._canary = CanaryGate(
                 self.config,
                 self.runtime,
-                request_log=self.request_log,
+                request_logs=self.request_logs,
                 poll_s=self.backend.pace.bake_poll_s,
                 check_watched=self._check_watched,
                 say=self.say,
@@ -469,7 +469,8 @@ class Runner:
     def instances_now(self) -> list[InstanceRecord]:
         """Every instance, its release and state, as the journal's end record lists them."""
         return [
-            InstanceRecord(item.name, item.release, item.state) for item in self.backend.instances()
+            InstanceRecord(item.name, item.release, item.state, item.host, item.release_dir)
+            for item in self.backend.instances()
         ]
 
 
