@@ -185,6 +185,19 @@ class LoadConfig(_Section):
     timeout_s: float = Field(2.0, gt=0, le=60)
     warmup_s: float = Field(5.0, ge=0, le=600)
     tail_s: float = Field(5.0, ge=0, le=600)
+    workers: int = Field(
+        1,
+        ge=1,
+        le=32,
+        description="Locust processes sending load (> 1: a master and this many workers); "
+        "one holds about 1,000 req/s",
+    )
+
+    @model_validator(mode="after")
+    def _users_cover_the_workers(self) -> Self:
+        if self.workers > self.users:
+            raise ValueError(f"workers ({self.workers}) cannot exceed users ({self.users})")
+        return self
 
 
 class ClaimsConfig(_Section):

@@ -5,17 +5,21 @@ Each test is bounded by the load's own hard deadline and by explicit polling dea
 
 from __future__ import annotations
 
+import itertools
 import socket
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import ClassVar
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from cautious.exceptions import ConfigError
-from cautious.measure.availability import compute_availability
+from cautious.measure.availability import availability_of_logs, compute_availability
 from cautious.measure.load import LoadHandle, LoadProgress, run_load, start_load
 from cautious.measure.requestlog import read_request_log
 
@@ -48,10 +52,25 @@ class _Handler(BaseHTTPRequestHandler):
         """Quiet: thousands of requests would flood the test output."""
 
 
+class _NumberingHandler(_Handler):
+    """Names every answer uniquely (``X-Instance: req-N``) and remembers the names, so a
+    request log can be checked for every request exactly once."""
+
+    served: ClassVar[list[str]] = []
+    _numbers = itertools.count(1)
+
+    def send_header(self, keyword: str, value: str) -> None:
+        if keyword == "X-Instance":
+            value = f"req-{next(self._numbers)}"
+            self.served.append(value)
+        super().send_header(keyword, value)
+
+
 class _Server:
     """A ThreadingHTTPServer on a fixed loopback port that can go away and come back."""
 
-    def __init__(self) -> None:
+    def __init__(self, handler: type[BaseHTTPRequestHandler] = _Handler) -> None:
+        self._handler = handler
         with socket.socket() as probe:
             probe.bind(("127.0.0.1", 0))
             self.port: int = probe.getsockname()[1]
@@ -60,7 +79,7 @@ class _Server:
         self._thread: threading.Thread | None = None
 
     def start(self) -> None:
-        server = ThreadingHTTPServer(("127.0.0.1", self.port), _Handler)
+        server = ThreadingHTTPServer(("127.0.0.1", self.port), self._handler)
         server.daemon_threads = True
         self._thread = threading.Thread(
             target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
@@ -157,3 +176,61 @@ def test_non_loopback_urls_are_refused_before_any_load(url: str, tmp_path: Path)
         run_load(url, rate=10, duration_s=1, users=1, timeout_s=1, out_dir=tmp_path / "out")
     assert caught.value.exit_code == 2
     assert not (tmp_path / "out").exists()
+
+
+def test_two_workers_log_every_request_once_in_one_request_log(tmp_path: Path) -> None:
+    numbered = _Server(_NumberingHandler)
+    numbered.start()
+    try:
+        run = run_load(numbered.url, 100, 5, users=20, timeout_s=2, out_dir=tmp_path, workers=2)
+    finally:
+        numbered.stop()
+
+    assert run.ok, run.stderr_tail
+    assert [path.name for path in tmp_path.glob("requests*.csv")] == ["requests.csv"]
+    names = [record.instance for record in read_request_log(run.request_log)]
+    assert len(names) == len(set(names)) > 300
+    assert set(names) == set(_NumberingHandler.served)
+    # Both workers sent their share: one alone would hold only half the users, half the rate.
+    measured = availability_of_logs([run.request_log], target_rate=100)
+    assert measured.sent >= 0.9 * 100 * measured.seconds, [r.sent for r in measured.per_second]
+
+
+def _gone(pid: int) -> bool:
+    """No such process, or only its zombie (its parent died; nobody reaps it here)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return True
+    return stat.rsplit(")", 1)[1].split()[0] == "Z"
+
+
+def test_distributed_locust_quits_when_its_orchestrator_is_killed(
+    server: _Server, tmp_path: Path
+) -> None:
+    script = (
+        "import sys, time\n"
+        "from cautious.measure.load import start_load\n"
+        f"handle = start_load({server.url!r}, 20, 120, 4, 1, {str(tmp_path)!r}, workers=2)\n"
+        "print(*[process.popen.pid for process in handle._processes()], flush=True)\n"
+        "time.sleep(120)\n"
+    )
+    orchestrator = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE)
+    try:
+        assert orchestrator.stdout is not None
+        pids = [int(pid) for pid in orchestrator.stdout.readline().split()]
+        assert len(pids) == 3, "the orchestrator did not start a master and two workers"
+        log = tmp_path / "requests.csv"
+        _until(lambda: log.is_file() and log.read_text().count("\n") > 10, within_s=40)
+    finally:
+        orchestrator.kill()
+        orchestrator.wait(timeout=10)
+    _until(lambda: all(_gone(pid) for pid in pids), within_s=15)
+
+
+def _until(done: Callable[[], bool], within_s: float) -> None:
+    deadline = time.monotonic() + within_s
+    while not done():
+        if time.monotonic() >= deadline:
+            pytest.fail(f"not so within {within_s} s")
+        time.sleep(0.2)

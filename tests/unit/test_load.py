@@ -7,15 +7,17 @@ import sys
 from pathlib import Path
 
 import pytest
-from cautious.exceptions import ConfigError, PrerequisiteError, UsageError
+from cautious.exceptions import ConfigError, PrerequisiteError, SandboxError, UsageError
 from cautious.measure import load
 from cautious.measure.load import (
     DEFAULT_LOCUSTFILE,
     _LogFollower,
+    _LogMerger,
     check_loopback_url,
     locust_command,
     recommended_users,
     start_load,
+    worker_command,
 )
 from cautious.measure.requestlog import FIELDS
 
@@ -205,3 +207,78 @@ def test_progress_before_the_log_exists_is_zero(tmp_path: Path) -> None:
 def test_progress_line_reads_well() -> None:
     line = load.LoadProgress(sent=1180, failed=3, elapsed_s=12.04, rate=99.14).line(100)
     assert line == "load 12.0 s: 1,180 sent, 3 failed, 99.1 req/s (target 100)"
+
+
+def test_a_distributed_master_binds_loopback_and_waits_for_its_workers(tmp_path: Path) -> None:
+    command = locust_command(
+        "http://127.0.0.1:8080", 40, 12, 2, tmp_path, Path("/x/l.py"), workers=3, master_port=5599
+    )
+
+    def value(flag: str) -> str:
+        return command[command.index(flag) + 1]
+
+    assert "--master" in command and "--headless" in command
+    assert (value("--master-bind-host"), value("--master-bind-port")) == ("127.0.0.1", "5599")
+    assert value("--expect-workers") == "3"
+    assert int(value("--expect-workers-max-wait")) > 0
+    assert (value("-u"), value("-t")) == ("40", "12s")
+
+
+def test_a_worker_connects_to_the_master_on_loopback_with_the_plugin(tmp_path: Path) -> None:
+    command = worker_command(Path("/x/l.py"), 5599, tmp_path, 2)
+
+    def value(flag: str) -> str:
+        return command[command.index(flag) + 1]
+
+    assert "--worker" in command and "--master" not in command
+    assert (value("--master-host"), value("--master-port")) == ("127.0.0.1", "5599")
+    assert value("-f").split(",")[1].endswith("locust_request_logger.py")
+    assert value("--logfile") == str(tmp_path / "locust-worker-2.log")
+    assert "-u" not in command and "-t" not in command  # the master decides those
+
+
+def test_a_plain_run_has_no_master(tmp_path: Path) -> None:
+    command = locust_command("http://127.0.0.1:8080", 40, 12, 2, tmp_path, Path("/x/l.py"))
+    assert "--master" not in command and "--expect-workers" not in command
+
+
+@pytest.mark.parametrize(("users", "workers"), [(10, 0), (2, 3), (100, 33)])
+def test_worker_counts_beyond_the_users_or_the_cap_are_refused(
+    tmp_path: Path, users: int, workers: int
+) -> None:
+    with pytest.raises(ConfigError, match="workers"):
+        start_load("http://127.0.0.1:9", 10, 1, users, 1, tmp_path / "out", workers=workers)
+    assert not (tmp_path / "out").exists()
+
+
+HEADER_LINE = ",".join(FIELDS) + "\n"
+
+
+def test_workers_logs_are_merged_whole_rows_once_each(tmp_path: Path) -> None:
+    parts = [tmp_path / "requests-worker-1.csv", tmp_path / "requests-worker-2.csv"]
+    parts[0].write_text(HEADER_LINE + "1.0,1.0,200,GET,/,,a,v1\n2.0,1.0,20")
+    merged = tmp_path / "requests.csv"
+    merger = _LogMerger(parts, merged)
+    with parts[0].open("a") as handle:
+        handle.write("0,GET,/,,a,v1\n3.0,1.0,200,GET,/,,a,v1\n4.0,1.0")  # the last row cut off
+    parts[1].write_text(HEADER_LINE + '1.5,2000.0,0,GET,/,"refused, twice",,\n')
+    merger.close()
+
+    rows = merged.read_text().splitlines()
+    assert rows[0] == HEADER_LINE.strip()
+    assert sorted(rows[1:]) == [
+        "1.0,1.0,200,GET,/,,a,v1",
+        '1.5,2000.0,0,GET,/,"refused, twice",,',
+        "2.0,1.0,200,GET,/,,a,v1",
+        "3.0,1.0,200,GET,/,,a,v1",
+    ]
+    assert not any(part.exists() for part in parts)
+
+
+def test_a_worker_log_with_another_header_fails_the_merge(tmp_path: Path) -> None:
+    part = tmp_path / "requests-worker-1.csv"
+    part.write_text("when,what\n1.0,x\n")
+    merger = _LogMerger([part], tmp_path / "requests.csv")
+    with pytest.raises(SandboxError, match="not a request log"):
+        merger.close()
+    assert part.exists()  # kept for a look

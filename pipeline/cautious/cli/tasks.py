@@ -254,6 +254,7 @@ def rollback(c: Context, report_dir: str | None = None, config: str | None = Non
     help={
         "url": "any HTTP server on loopback (default: the sandbox's lb_url)",
         "rate": "target requests per second (default: load.rate)",
+        "workers": "Locust worker processes (default: load.workers; one holds ~1,000 req/s)",
         "duration": "seconds of load",
         "report_dir": _REPORT_HELP,
         "claim": _CLAIM_HELP,
@@ -269,9 +270,11 @@ def load(
     report_dir: str | None = None,
     claim: list[str] | None = None,
     config: str | None = None,
+    workers: str | None = None,
 ) -> None:
     """Load any loopback URL, measure availability, judge the claims, write the report."""
-    cfg = _load(config, **{"load.rate": _number("--rate", rate)}, **_claim_overrides(claim))
+    numbers = {"load.rate": _number("--rate", rate), "load.workers": _number("--workers", workers)}
+    cfg = _load(config, **numbers, **_claim_overrides(claim))
     seconds = _number("--duration", duration)
     if seconds is None or seconds <= 0:
         raise ConfigError(f"--duration takes a positive number of seconds, not {duration!r}")

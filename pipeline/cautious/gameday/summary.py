@@ -16,9 +16,8 @@ from cautious.config import ClaimsConfig, Config
 from cautious.gameday.experiment import ExperimentResult
 from cautious.gameday.judge import claims_config
 from cautious.gameday.suite import Suite
-from cautious.measure.availability import compute_availability
+from cautious.measure.availability import availability_of_logs
 from cautious.measure.claims import evaluate_claims
-from cautious.measure.requestlog import read_request_log
 from cautious.report.document import ContextValue, ReportDocument, build_report
 from cautious.rollout.records import RolloutSummary, TimelineEvent
 
@@ -44,8 +43,8 @@ def experiment_report(
     window = {}
     if rollout is not None and rollout.started is not None and rollout.ended is not None:
         window = {"rollout_start": rollout.started, "rollout_end": rollout.ended}
-    availability = compute_availability(
-        read_request_log(load["request_log"]),
+    availability = availability_of_logs(
+        [load["request_log"]],
         target_rate=float(load["rate"]),
         slo=claims.success_ratio,
         **window,

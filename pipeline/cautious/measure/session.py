@@ -19,10 +19,9 @@ from pathlib import Path
 from typing import Any
 
 from cautious.config import Config
-from cautious.measure.availability import compute_availability
+from cautious.measure.availability import availability_of_logs
 from cautious.measure.claims import ClaimResult, evaluate_claims
 from cautious.measure.load import REQUEST_LOG_NAME, LoadHandle, start_load
-from cautious.measure.requestlog import read_request_log
 from cautious.report.document import ReportDocument, ReportPaths, build_report, write_report
 from cautious.rollout.runner import RolloutResult
 
@@ -71,14 +70,15 @@ def measured_rollout(
     load = config.load
     with _load(config, url, report_dir) as handle, _ticker(handle, progress) as set_step:
         set_step("warm-up")
+        handle.wait_until_sending()
         _wait(load.warmup_s, handle)
         result = rollout(set_step)
         set_step("tail")
         _wait(load.tail_s, handle)
         run = handle.stop()
     run.check()
-    availability = compute_availability(
-        read_request_log(run.request_log),
+    availability = availability_of_logs(
+        [run.request_log],
         target_rate=load.rate,
         slo=config.claims.success_ratio,
         rollout_start=result.started,
@@ -118,11 +118,12 @@ def measured_load(
     cfg = config.model_copy(update={"load": load})
     with _load(cfg, url, report_dir) as handle, _ticker(handle, progress) as set_step:
         set_step("load")
+        handle.wait_until_sending()
         _wait(duration_s, handle)
         run = handle.stop()
     run.check()
-    availability = compute_availability(
-        read_request_log(run.request_log), target_rate=rate, slo=config.claims.success_ratio
+    availability = availability_of_logs(
+        [run.request_log], target_rate=rate, slo=config.claims.success_ratio
     )
     claims = evaluate_claims(config.claims, availability)
     document = build_report(
@@ -150,6 +151,7 @@ def _load(config: Config, url: str, report_dir: Path) -> LoadHandle:
         timeout_s=load.timeout_s,
         out_dir=request_log_path(report_dir).parent,
         locustfile=config.path(load.locustfile),
+        workers=load.workers,
     )
 
 
