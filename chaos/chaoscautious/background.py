@@ -32,7 +32,6 @@ if TYPE_CHECKING:
 
 __all__ = [
     "alive",
-    "frontend_url",
     "read_records",
     "rollout_outcome",
     "start_load",
@@ -97,17 +96,6 @@ def _terminate(pid: int, grace_s: float) -> bool:
 # -- load ---------------------------------------------------------------------------------------
 
 
-def frontend_url(target: Target) -> str:
-    """The load balancer's front door as published on 127.0.0.1."""
-    from cautious.cluster.lb import FRONTEND_PORT
-
-    container = target.lb()
-    port = target.published_port(container, FRONTEND_PORT)
-    if port is None:
-        raise ChaosError(f"the load balancer {container.name} publishes no front door")
-    return f"http://127.0.0.1:{port}"
-
-
 def start_load(
     target: Target,
     state: RunState,
@@ -126,7 +114,7 @@ def start_load(
     load = target.config.load
     rate = float(rate or load.rate)
     users = int(users or load.users)
-    url = frontend_url(target)
+    url = target.frontend_url()
     out = state.out_dir() / "load"
     try:
         handle = start_locust(

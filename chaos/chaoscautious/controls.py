@@ -6,7 +6,8 @@
         "module": "chaoscautious.controls",
         "arguments": {"baseline_release": "v1", "load": true}}}]
 
-It closes three gaps where Chaos Toolkit would let a broken experiment pass (FIELD-NOTES):
+It closes three gaps where Chaos Toolkit (chaostoolkit-lib 1.44) would let a broken experiment
+pass:
 
 - *Before the experiment* it takes the cluster's experiment lock, stops what a crashed earlier
   run left running, restores the cluster (faults undone, every slot on ``baseline_release``,
@@ -272,12 +273,9 @@ def _cleanup(tgt: Target, run: RunState, stopped: list[str]) -> dict[str, Any]:
 
 
 def _leftover_text(left: dict[str, Any]) -> str:
-    parts = []
-    for key in ("helpers", "qdiscs", "lb_redirects", "paused", "disconnected"):
-        if left.get(key):
-            items = left[key]
-            parts.append(f"{key} {', '.join(items) if isinstance(items, list) else items}")
-    return "; ".join(parts)
+    """``qdiscs sample-1; paused sample-3``: each kind of leftover and the instances it is on."""
+    kinds = ("helpers", "qdiscs", "lb_redirects", "paused", "disconnected")
+    return "; ".join(f"{key} {', '.join(map(str, left[key]))}" for key in kinds if left.get(key))
 
 
 def _short(value: Any, limit: int = 300) -> str:

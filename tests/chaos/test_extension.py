@@ -20,7 +20,7 @@ import chaoscautious
 import pytest
 from cautious.config import load_config
 from cautious.gameday.suite import load_suite
-from chaoscautious import actions, controls, probes, worker
+from chaoscautious import actions, background, controls, faults, probes, worker
 from chaoscautious.context import RunState, Target, default_out_dir
 
 REPO = Path(__file__).resolve().parents[2]
@@ -232,6 +232,32 @@ def test_a_hypothesis_failing_before_the_method_interrupts(target: Target) -> No
     RunState(target).update(lambda data: data.__setitem__("method_started", time.time()))
     controls.before_hypothesis_control({}, configuration=configuration)
     controls.after_hypothesis_control({}, state=outcome, configuration=configuration)
+
+
+def test_after_the_experiment_the_control_records_and_clears_leftover_faults(
+    target: Target, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The game day reads this record from chaos-run.json: it fails an experiment that left a
+    fault behind, without importing the extension to look for one itself."""
+    run_folder = tmp_path / "run"
+    run_folder.mkdir()
+    RunState(target).write({"control": True, "out_dir": str(run_folder)})
+    left = {"helpers": [], "qdiscs": {"sample-1": "qdisc netem"}, "paused": ["sample-3"]}
+    monkeypatch.setattr(background, "stop_background", lambda state: ["stopped load (pid 7)"])
+    monkeypatch.setattr(faults, "leftovers", lambda tgt: {**left, "count": 2})
+    monkeypatch.setattr(faults, "clear", lambda tgt, state: ["removed netem from sample-1"])
+    controls.after_experiment_control(
+        {},
+        state={"status": "completed"},
+        configuration={"cautious_config": str(target.config_path)},
+    )
+    record = json.loads((run_folder / "chaos-run.json").read_text(encoding="utf-8"))["cleanup"]
+    assert record == {
+        "stopped": ["stopped load (pid 7)"],
+        "leftovers": 2,
+        "left": "qdiscs sample-1; paused sample-3",
+        "cleared": ["removed netem from sample-1"],
+    }
 
 
 def test_nearest_rank_p99_matches_availability() -> None:

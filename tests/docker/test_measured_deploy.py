@@ -15,6 +15,7 @@ from cautious.cluster.sandbox import Sandbox
 from cautious.config import load_config
 
 from tests.docker.helpers import REPO, assert_nothing_left, cluster_config
+from tests.rendering import assert_rerenders_identically
 
 pytestmark = pytest.mark.docker
 
@@ -71,6 +72,7 @@ def test_a_healthy_release_passes_and_writes_the_four_files(
     assert {item["release"] for item in report["instances"]} == {"v2"}
     assert set(report["availability"]["phases"]) == {"before", "during", "after"}
     assert {"v1", "v2"} <= set(report["availability"]["per_release"])
+    assert_rerenders_identically(folder)
 
 
 def test_a_release_with_errors_fails_its_success_ratio_claim(

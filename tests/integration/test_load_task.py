@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.rendering import assert_rerenders_identically
+
 REPO = Path(__file__).resolve().parents[2]
 
 
@@ -75,6 +77,7 @@ def test_load_measures_any_http_server_on_loopback(server_url: str, tmp_path: Pa
     assert report["availability"]["sent"] >= 100
     assert report["availability"]["per_instance"]["plain-server"]["sent"] > 0
     assert (tmp_path / "junit.xml").is_file() and (tmp_path / "report.html").is_file()
+    assert_rerenders_identically(tmp_path)
 
 
 def test_load_refuses_an_address_that_is_not_loopback(tmp_path: Path) -> None:
