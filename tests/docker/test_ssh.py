@@ -143,6 +143,11 @@ def test_a_deploy_under_steady_load_loses_no_request_and_moves_every_link(
     assert len(load.outcomes) > 100
     assert load.failures == []
     assert_everywhere_on(cluster, docker_client, release)
+    ended = deploy.journal.rollouts()[-1].end
+    assert ended is not None
+    assert {(item["host"], item["release_dir"]) for item in ended["instances"]} == {
+        (host, release_dir(cluster, release)) for host in HOSTS
+    }
 
 
 def counting_uploads(deploy: DeployPipeline, seen: list[int]) -> Callable[..., RolloutResult]:

@@ -22,8 +22,6 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import requests
-
 from cautious.backends.base import (
     Instance,
     InstanceSpec,
@@ -46,6 +44,7 @@ from cautious.backends.ssh.layout import (
     release_dir_name,
 )
 from cautious.backends.ssh.remote import Access, Output, Remotes
+from cautious.cluster.health import probe
 from cautious.config import SshConfig
 from cautious.exceptions import (
     CautiousError,
@@ -238,15 +237,12 @@ class SshBackend:
             switched = remote.run(self.layout.switch(place.port, name, env))
         if not switched.ok:
             raise SandboxError(f"{spec.slot} on {place.host.name}: {switched.last_line()}")
-        restart = self.commands.render("restart", **self._values(place))
-        restarted = remote.run(restart)
-        if not restarted.ok:
+        try:
+            self._supervise(place, "restart", failure=GateFailed)
+        except GateFailed:
             with contextlib.suppress(CautiousError):
                 self.stop(spec.slot, grace_s=0)
-            raise GateFailed(
-                f"{spec.slot} on {place.host.name}: `{restart}` exited {restarted.exit_code}: "
-                f"{restarted.last_line()}"
-            )
+            raise
         return self.instance(spec.slot)
 
     def _ship_mid_rollout(self, release: Release, host: Host) -> None:
@@ -258,16 +254,11 @@ class SshBackend:
 
     def stop(self, name: str, grace_s: float, *, remove: bool = True) -> None:
         place = self._place(name)
-        remote = self.remotes[place.host]
-        stop = self.commands.render("stop", grace=max(1, round(grace_s)), **self._values(place))
-        stopped = remote.run(stop, timeout_s=grace_s + self.config.ssh.command_timeout_s)
-        if not stopped.ok:
-            raise SandboxError(
-                f"{name} on {place.host.name}: `{stop}` exited {stopped.exit_code}: "
-                f"{stopped.last_line()}"
-            )
+        grace = max(1, round(grace_s))
+        timeout_s = grace + self.config.ssh.command_timeout_s
+        self._supervise(place, "stop", timeout_s=timeout_s, grace=grace)
         if remove:
-            remote.run(self.layout.forget(place.port))
+            self.remotes[place.host].run(self.layout.forget(place.port))
 
     def instance(self, name: str) -> Instance:
         place = self._place(name)
@@ -295,11 +286,9 @@ class SshBackend:
         return found
 
     def probe(self, name: str, path: str, *, timeout_s: float) -> int:
-        address, port = self._place(name).host.local_address(self._place(name).port)
-        try:
-            return requests.get(f"http://{address}:{port}{path}", timeout=timeout_s).status_code
-        except requests.RequestException:
-            return 0
+        place = self._place(name)
+        address, port = place.host.local_address(place.port)
+        return probe(f"http://{address}:{port}{path}", timeout_s=timeout_s)
 
     def logs(self, name: str, tail: int = 50) -> str:
         place = self._place(name)
@@ -311,25 +300,11 @@ class SshBackend:
     # -- faults --------------------------------------------------------------------------------
 
     def kill(self, name: str, signal: str) -> InstanceState:
-        place = self._place(name)
-        command = self.commands.render("kill", signal=signal, **self._values(place))
-        output = self.remotes[place.host].run(command)
-        if not output.ok:
-            raise SandboxError(
-                f"{name}: `{command}` exited {output.exit_code}: {output.last_line()}"
-            )
+        self._supervise(self._place(name), "kill", signal=signal.removeprefix("SIG"))
         return self.instance(name).state
 
     def restart(self, name: str, grace_s: float) -> None:
-        place = self._place(name)
-        command = self.commands.render(
-            "restart", grace=max(1, round(grace_s)), **self._values(place)
-        )
-        output = self.remotes[place.host].run(command)
-        if not output.ok:
-            raise SandboxError(
-                f"{name}: `{command}` exited {output.exit_code}: {output.last_line()}"
-            )
+        self._supervise(self._place(name), "restart", grace=max(1, round(grace_s)))
 
     def pause(self, name: str) -> None:
         self.kill(name, "STOP")
@@ -381,6 +356,25 @@ class SshBackend:
                 f"no host port for instance {slot}: the inventory has "
                 f"{len(self.inventory.placements)} slots"
             ) from None
+
+    def _supervise(
+        self,
+        place: Placement,
+        what: str,
+        *,
+        failure: type[SandboxError] = SandboxError,
+        timeout_s: float | None = None,
+        **values: object,
+    ) -> None:
+        """Run one of the supervisor's commands for an instance; ``failure`` when it exits
+        non-zero, naming the instance, the host, the command and its last line."""
+        command = self.commands.render(what, **self._values(place), **values)
+        output = self.remotes[place.host].run(command, timeout_s=timeout_s)
+        if not output.ok:
+            raise failure(
+                f"{place.slot} on {place.host.name}: `{command}` exited {output.exit_code}: "
+                f"{output.last_line()}"
+            )
 
     def _values(self, place: Placement) -> dict[str, object]:
         return {
