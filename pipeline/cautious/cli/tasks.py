@@ -491,10 +491,12 @@ def _print_startup(stats: list[StartupStats], deadline_s: float, as_json: bool) 
 
 def _print_status(current: SandboxStatus) -> None:
     table = Table(title=f"cluster {current.cluster} ({current.backend})")
-    for column in ("instance", "release", "state", "health", "LB", "weight", "address"):
+    on_hosts = any(row.host for row in current.instances)  # ssh: which files each host runs
+    columns = ["instance", "release", "state", "health", "LB", "weight", "address"]
+    for column in columns + (["host", "current →"] if on_hosts else []):
         table.add_column(column)
     for row in current.instances:
-        table.add_row(
+        cells = [
             row.name,
             row.release,
             row.state,
@@ -502,7 +504,8 @@ def _print_status(current: SandboxStatus) -> None:
             row.lb_state,
             str(row.lb_weight),
             row.address,
-        )
+        ]
+        table.add_row(*cells, *([row.host, row.release_dir] if on_hosts else []))
     console.print(table)
     console.print(f"lb_url: {current.lb_url or '(no load balancer running)'}")
 
