@@ -9,8 +9,9 @@ from pathlib import Path
 
 import paramiko
 import pytest
+from cautious.backends import make_backend
 from cautious.backends.ssh.artifact import ArtifactStore, release_env_text, run_script
-from cautious.backends.ssh.backend import Commands
+from cautious.backends.ssh.backend import Commands, SshBackend
 from cautious.backends.ssh.inventory import Inventory
 from cautious.backends.ssh.keys import PinnedKeys, generate_key_pair, known_hosts_name
 from cautious.config import Config, SshConfig, SshHostConfig
@@ -122,3 +123,35 @@ def test_an_unknown_host_key_is_refused_unless_trust_on_first_use_records_it(
     pinned = paramiko.HostKeys(str(tmp_path / "known_hosts"))
     assert pinned.lookup(name)["ssh-ed25519"] == key
     assert "recorded" in heard[0]
+
+
+def ssh_config(tmp_path: Path, instances: int, **ssh: object) -> Config:
+    hosts = [{"address": "10.0.0.1", "instances": 2}, {"address": "10.0.0.2", "instances": 2}]
+    return Config.model_validate(
+        {
+            "cluster": {"backend": "ssh", "instances": instances},
+            "ssh": {"hosts": hosts, **ssh},
+            "root": str(tmp_path),
+        }
+    )
+
+
+def test_the_ssh_backend_is_chosen_by_name_and_names_its_slots_from_the_hosts(
+    tmp_path: Path,
+) -> None:
+    backend = make_backend(ssh_config(tmp_path, 4), say=lambda _: None)
+    assert isinstance(backend, SshBackend)
+    assert backend.slots()[:4] == ["sample-1", "sample-2", "sample-3", "sample-4"]
+    assert len(backend.slots()) == 8  # 4 running ports and 4 spare ones
+    servers = dict(backend.lb_addressing().servers)
+    assert servers["sample-2"] == "10.0.0.2:8000" and servers["sample-8"] == "10.0.0.2:8003"
+
+
+def test_an_ssh_cluster_whose_size_disagrees_with_its_hosts_is_bad_input(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"cluster\.instances is 3 but ssh\.hosts run 4"):
+        make_backend(ssh_config(tmp_path, 3), say=lambda _: None)
+    with pytest.raises(ConfigError, match=r"list them under ssh\.hosts"):
+        make_backend(
+            Config.model_validate({"cluster": {"backend": "ssh"}, "root": str(tmp_path)}),
+            say=lambda _: None,
+        )
