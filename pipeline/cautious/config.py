@@ -122,6 +122,9 @@ class RolloutConfig(_Section):
     stop_grace_s: float = Field(10.0, ge=0, le=600)
     bake_s: float = Field(2.0, ge=0, le=3_600)
     bake_max_error_ratio: float | None = Field(None, ge=0, le=1)
+    read_only: bool = Field(
+        False, description="stop-and-go: the LB refuses writes while the old release serves reads"
+    )
     canary_instances: int = Field(1, ge=1)
     canary_steps: list[int] = Field(default_factory=lambda: [5, 25, 50, 100])
     # A hard ceiling on the canary's error ratio, whatever the judge says (the judge decides).
@@ -207,6 +210,12 @@ class ClaimsConfig(_Section):
     longest_error_window_s: float | None = Field(1.0, ge=0)
     p99_ms: float | None = Field(300.0, gt=0)
     failed_requests: int | None = Field(None, ge=0)
+    # read-only mode: reads served, and how long writes were refused (by design)
+    read_success_ratio: float | None = Field(None, ge=0, le=1)
+    write_refused_max_s: float | None = Field(None, ge=0, le=86_400)
+    write_failures: int | None = Field(
+        None, ge=0, le=10**12, description="writes that failed other than refused by design"
+    )
     min_requests: int = Field(100, ge=1)
 
 

@@ -40,6 +40,9 @@ def sandbox_on(tmp_path: Path, client: docker.DockerClient, release: str) -> Ite
         rollout={"strategy": "canary", "canary_steps": [25, 50, 100], "bake_s": 1},
         canary={"bake_s": 8, "max_extension_s": 90, "detect": {"error_ratio": 0.05, "p99": 0.5}},
         load={"rate": 100, "users": 50, "warmup_s": 2, "tail_s": 1},
+        # Health checks that tolerate a busy machine: a canary marked DOWN by a slow check
+        # would end the bake before the judge had its say.
+        lb={"check_interval_ms": 1000, "fall": 3},
     )
     config = load_config(path)
     sandbox = Sandbox(config, say=lambda _: None)

@@ -19,6 +19,18 @@ def _release(
     return Samples.of(latencies, errors)
 
 
+def judge_both(canary: Samples, baseline: Samples) -> CanaryJudgement:
+    """Errors (+2 points) and p99 (+20 %) at a 1 % false-rollback rate and 90 % power."""
+    return judge_canary(
+        canary,
+        baseline,
+        error_effect=0.02,
+        latency_floors={0.99: 0.2},
+        false_rollback_rate=0.01,
+        power=POWER,
+    )
+
+
 def _errors(canary: Samples, baseline: Samples, effect: float = 0.02) -> str:
     judged = judge_errors(canary, baseline, minimal_effect=effect, alpha=ALPHA, power=POWER)
     return judged.verdict
@@ -33,14 +45,7 @@ def _latency(canary: Samples, baseline: Samples, floor: float = 0.2) -> str:
 
 def test_an_equal_canary_with_enough_data_passes() -> None:
     canary, baseline = _release(20_000, 0.02), _release(40_000, 0.02)
-    judged = judge_canary(
-        canary,
-        baseline,
-        error_effect=0.02,
-        latency_floors={0.99: 0.2},
-        false_rollback_rate=0.01,
-        power=POWER,
-    )
+    judged = judge_both(canary, baseline)
     assert judged.verdict == "pass"
     assert all(item.p_value > 0.01 for item in judged.judgements)
 
@@ -65,14 +70,7 @@ def test_too_little_data_is_not_enough_data_and_says_how_much_more() -> None:
 
 
 def test_a_canary_with_no_load_is_not_enough_data_never_a_pass() -> None:
-    judged = judge_canary(
-        Samples.empty(),
-        _release(5_000, 0.01),
-        error_effect=0.02,
-        latency_floors={0.99: 0.2},
-        false_rollback_rate=0.01,
-        power=POWER,
-    )
+    judged = judge_both(Samples.empty(), _release(5_000, 0.01))
     assert judged.verdict == "not-enough-data"
     assert {item.canary_samples for item in judged.judgements} == {0}
 
@@ -124,14 +122,7 @@ def test_a_faster_canary_is_not_a_regression() -> None:
 
 def test_the_canary_fails_if_any_metric_fails_and_passes_only_if_all_pass() -> None:
     slow = _release(3_000, 0.0, median_ms=90.0)
-    judged = judge_canary(
-        slow,
-        _release(6_000, 0.0),
-        error_effect=0.02,
-        latency_floors={0.99: 0.2},
-        false_rollback_rate=0.01,
-        power=POWER,
-    )
+    judged = judge_both(slow, _release(6_000, 0.0))
     assert judged.verdict == "fail"
     assert [item.verdict for item in judged.judgements][1] == "fail"
     assert "latency" in judged.summary()

@@ -9,12 +9,12 @@ import re
 from pathlib import Path
 
 import numpy as np
-from cautious.judges.judge import judge_canary
 from cautious.judges.samples import Samples
 from cautious.report.canary import canary_chart_png, canary_section, canary_table
 from cautious.report.document import write_report
 from cautious.rollout.records import RolloutSummary, StepRecord
 
+from tests.unit.test_judge import judge_both
 from tests.unit.test_report import T, sample_document
 
 
@@ -22,14 +22,7 @@ def judged_bake() -> StepRecord:
     rng = np.random.default_rng(4)
     canary = Samples.of(40 * np.exp(0.5 * rng.standard_normal(3_000)) * 1.6, errors=30)
     baseline = Samples.of(40 * np.exp(0.5 * rng.standard_normal(9_000)), errors=90)
-    judged = judge_canary(
-        canary,
-        baseline,
-        error_effect=0.02,
-        latency_floors={0.99: 0.2},
-        false_rollback_rate=0.01,
-        power=0.9,
-    )
+    judged = judge_both(canary, baseline)
     looks = [
         {
             "t": t,

@@ -177,6 +177,57 @@ def _more(
     return int(grid[hits[0]] - canary) if hits.size else None
 
 
+@dataclass(frozen=True)
+class _Metric:
+    """What differs between metrics: names, values, and how to bound and to plan the effect."""
+
+    metric: str
+    unit: str
+    label: str  # "error ratio", "p99 latency"
+    worse: str  # "worse", "slower"
+    interval_at: Callable[[float], tuple[float, float]]  # α → the effect's bounds
+    reached: Callable[[FloatArray, FloatArray], FloatArray]  # the planner, for "how many more"
+    canary: float | None
+    baseline: float | None
+    effect: float | None
+    samples: tuple[int, int]
+    shown: str  # canary against baseline, in words
+    amount: Callable[[float], str]  # an effect in words: "+1.20 points", "+24%"
+
+
+def _judge(metric: _Metric, minimal_effect: float, alpha: float, power: float) -> MetricJudgement:
+    """The verdict rules, the same for every metric (see the module's docstring)."""
+    lower, upper = metric.interval_at(alpha)
+    upper_at_power = metric.interval_at(1 - power)[1]
+    verdict = _verdict(lower, upper_at_power, minimal_effect)
+    more = _more(metric.reached, *metric.samples) if verdict == "not-enough-data" else None
+    p_value = anytime_p_value(lambda a: metric.interval_at(a)[0])
+    declared, at_most = metric.amount(minimal_effect), metric.amount(upper_at_power)
+    reason = {
+        "fail": f"{metric.worse} beyond doubt (≥ {metric.amount(lower)}, anytime {_p(p_value)})",
+        "pass": f"less than {declared} {metric.worse} (at most {at_most})",
+        "not-enough-data": f"cannot yet rule out {declared} (up to {at_most})"
+        + (f"; ~{more:,} more canary requests needed" if more is not None else ""),
+    }[verdict]
+    return MetricJudgement(
+        metric=metric.metric,
+        verdict=verdict,
+        canary=metric.canary,
+        baseline=metric.baseline,
+        effect=metric.effect,
+        interval=(lower, upper),
+        upper_at_power=upper_at_power,
+        minimal_effect=minimal_effect,
+        alpha=alpha,
+        p_value=p_value,
+        canary_samples=metric.samples[0],
+        baseline_samples=metric.samples[1],
+        more_requests=more,
+        unit=metric.unit,
+        reason=f"{metric.label}: {metric.shown} — {reason}",
+    )
+
+
 def judge_errors(
     canary: Samples,
     baseline: Samples,
@@ -186,51 +237,25 @@ def judge_errors(
     power: float,
 ) -> MetricJudgement:
     """Judge the canary's error ratio against the baseline's (``minimal_effect``: absolute)."""
-    lower, upper = error_interval(canary, baseline, alpha)
-    upper_at_power = error_interval(canary, baseline, 1 - power)[1]
-    verdict = _verdict(lower, upper_at_power, minimal_effect)
     c_ratio = canary.errors / canary.requests if canary.requests else None
     b_ratio = baseline.errors / baseline.requests if baseline.requests else None
-    effect = c_ratio - b_ratio if c_ratio is not None and b_ratio is not None else None
-    more = None
-    if verdict == "not-enough-data":
-        planned = b_ratio if b_ratio is not None else 0.0
-        more = _more(
-            lambda c, b: error_reached("pass", planned, minimal_effect, c, b, alpha, power),
-            canary.requests,
-            baseline.requests,
-        )
-    p_value = anytime_p_value(lambda a: error_interval(canary, baseline, a)[0])
-    shown = (
-        f"{_pct(c_ratio)} ({canary.errors}/{canary.requests}) against baseline "
-        f"{_pct(b_ratio)} ({baseline.errors}/{baseline.requests})"
-    )
-    reason = {
-        "fail": f"error ratio: canary {shown} — worse beyond doubt "
-        f"(difference ≥ {lower * 100:+.2f} points, anytime {_p(p_value)})",
-        "pass": f"error ratio: canary {shown} — less than {minimal_effect * 100:+g} points "
-        f"worse (at most {upper_at_power * 100:+.2f})",
-        "not-enough-data": f"error ratio: canary {shown} — cannot yet rule out "
-        f"{minimal_effect * 100:+g} points (up to {upper_at_power * 100:+.2f})"
-        + (f"; ~{more:,} more canary requests needed" if more is not None else ""),
-    }[verdict]
-    return MetricJudgement(
+    planned = b_ratio if b_ratio is not None else 0.0
+    metric = _Metric(
         metric="error_ratio",
-        verdict=verdict,
+        unit="ratio",
+        label="error ratio",
+        worse="worse",
+        interval_at=lambda a: error_interval(canary, baseline, a),
+        reached=lambda c, b: error_reached("pass", planned, minimal_effect, c, b, alpha, power),
         canary=c_ratio,
         baseline=b_ratio,
-        effect=effect,
-        interval=(lower, upper),
-        upper_at_power=upper_at_power,
-        minimal_effect=minimal_effect,
-        alpha=alpha,
-        p_value=p_value,
-        canary_samples=canary.requests,
-        baseline_samples=baseline.requests,
-        more_requests=more,
-        unit="ratio",
-        reason=reason,
+        effect=c_ratio - b_ratio if c_ratio is not None and b_ratio is not None else None,
+        samples=(canary.requests, baseline.requests),
+        shown=f"canary {_pct(c_ratio)} ({canary.errors}/{canary.requests}) against baseline "
+        f"{_pct(b_ratio)} ({baseline.errors}/{baseline.requests})",
+        amount=lambda effect: f"{effect * 100:+.2f} points",
     )
+    return _judge(metric, minimal_effect, alpha, power)
 
 
 def judge_latency(
@@ -248,58 +273,32 @@ def judge_latency(
     tail), which a rank test of the median such as Mann-Whitney U does not.
     """
     name = f"p{level * 100:g}"
-    lower, upper = latency_interval(canary, baseline, level, alpha)
-    upper_at_power = latency_interval(canary, baseline, level, 1 - power)[1]
-    verdict = _verdict(lower, upper_at_power, minimal_effect)
     c_cum, b_cum = np.cumsum(canary.latency_counts), np.cumsum(baseline.latency_counts)
     c_ms = float(quantile_estimate(c_cum, level)) if canary.good else None
     b_ms = float(quantile_estimate(b_cum, level)) if baseline.good else None
-    effect = c_ms / b_ms - 1 if c_ms is not None and b_ms else None
-    more = None
-    if verdict == "not-enough-data":
-        measured = (
-            _empirical_quantile(b_cum)
-            if baseline.good >= _EMPIRICAL_TAIL_SAMPLES
-            else lognorm(PLANNING_LATENCY_SIGMA).ppf
-        )
-        more = _more(
-            lambda c, b: latency_reached(
-                "pass", measured, level, minimal_effect, c, b, alpha, power
-            ),
-            canary.good,
-            baseline.good,
-        )
-    p_value = anytime_p_value(lambda a: latency_interval(canary, baseline, level, a)[0])
-    shown = (
-        f"canary {_ms(c_ms)} against baseline {_ms(b_ms)} "
-        f"({canary.good}/{baseline.good} good answers)"
+    measured = (
+        _empirical_quantile(b_cum)
+        if baseline.good >= _EMPIRICAL_TAIL_SAMPLES
+        else lognorm(PLANNING_LATENCY_SIGMA).ppf
     )
-    reason = {
-        "fail": f"{name} latency: {shown} — slower beyond doubt "
-        f"(≥ {lower:+.0%}, anytime {_p(p_value)})",
-        "pass": f"{name} latency: {shown} — less than {minimal_effect:+.0%} slower "
-        f"(at most {upper_at_power:+.0%})",
-        "not-enough-data": f"{name} latency: {shown} — cannot yet rule out "
-        f"{minimal_effect:+.0%}"
-        + (f"; ~{more:,} more canary requests needed" if more is not None else ""),
-    }[verdict]
-    return MetricJudgement(
+    metric = _Metric(
         metric=f"latency_{name}",
-        verdict=verdict,
+        unit="ms",
+        label=f"{name} latency",
+        worse="slower",
+        interval_at=lambda a: latency_interval(canary, baseline, level, a),
+        reached=lambda c, b: latency_reached(
+            "pass", measured, level, minimal_effect, c, b, alpha, power
+        ),
         canary=c_ms,
         baseline=b_ms,
-        effect=effect,
-        interval=(lower, upper),
-        upper_at_power=upper_at_power,
-        minimal_effect=minimal_effect,
-        alpha=alpha,
-        p_value=p_value,
-        canary_samples=canary.good,
-        baseline_samples=baseline.good,
-        more_requests=more,
-        unit="ms",
-        reason=reason,
+        effect=c_ms / b_ms - 1 if c_ms is not None and b_ms else None,
+        samples=(canary.good, baseline.good),
+        shown=f"canary {_ms(c_ms)} against baseline {_ms(b_ms)} "
+        f"({canary.good}/{baseline.good} good answers)",
+        amount=lambda effect: f"{effect:+.0%}",
     )
+    return _judge(metric, minimal_effect, alpha, power)
 
 
 def judge_canary(
