@@ -7,6 +7,11 @@ The bench therefore runs the shipped locustfile against a target that costs near
 (HAProxy answering by itself with ``http-request return``, one thread, on 127.0.0.1) and
 reports achieved / target rate, the worst second, and Locust's own CPU use. Every ratio is
 taken within one run; the machine is shared, so compare runs only loosely.
+
+Two more rows answer "does it scale": the measurement of a million logged requests (time and
+peak memory of the process that measures, a subprocess of its own so its peak is its own),
+and, with :func:`run_capacity_bench`, Locust's capacity in one process against that of
+``load.workers`` processes (distributed mode), side by side at the same targets.
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import resource
 import shutil
 import socket
 import subprocess
@@ -27,18 +33,26 @@ from importlib.metadata import version
 from pathlib import Path
 
 from cautious.exceptions import PrerequisiteError, SandboxError
-from cautious.measure.availability import compute_availability
-from cautious.measure.load import DEFAULT_LOCUSTFILE, recommended_users, run_load
-from cautious.measure.requestlog import RequestRecord, read_request_log, write_request_log
+from cautious.measure.availability import availability_of_logs
+from cautious.measure.load import (
+    DEFAULT_LOCUSTFILE,
+    free_loopback_port,
+    recommended_users,
+    run_load,
+)
+from cautious.measure.requestlog import FIELDS
 
 __all__ = [
     "BenchResult",
+    "CapacityResult",
     "LoadBench",
-    "OverheadBench",
+    "MeasurementBench",
     "haproxy_target",
     "main",
     "render_bench",
+    "render_capacity",
     "run_bench",
+    "run_capacity_bench",
 ]
 
 _HAPROXY_CONFIG = """\
@@ -90,17 +104,30 @@ class RequestsUser(HttpUser):
 """
 
 _START_DEADLINE_S = 5.0
-_OVERHEAD_ROWS = 100_000
-_OVERHEAD_REPEATS = 3
+_MEASURED_ROWS = 1_000_000
+_MEASURED_RATE = 1_000  # req/s of the synthetic log: 1,000 seconds of load
+_MEASURE_LIMIT_S = 10.0  # what a million requests may cost to measure
+_MEASURE_LIMIT_MB = 500.0
+_MEASURE_DEADLINE_S = 300.0  # the measuring subprocess is killed after this
+_SYNTHETIC_CHUNK_ROWS = 50_000
+# Capacity: a run holds its target when it achieves >= 95 % of it; beyond 90 % short of it a
+# configuration is saturated and is not pushed harder.
+_HOLDS = 0.95
+_SATURATED = 0.90
+_SCALE_GOAL = 1.5  # N workers should hold 1.5 x what one process can send at most
 
 
 @dataclass(frozen=True)
 class LoadBench:
-    """One load run against the bench target, judged over its whole seconds."""
+    """One load run against the bench target, judged over its whole seconds.
+
+    ``locust_cpu_s`` counts every Locust process of the run (master and workers).
+    """
 
     user_class: str
     target_rate: float
     users: int
+    workers: int
     duration_s: int
     seconds_measured: int
     achieved_rate: float
@@ -119,14 +146,24 @@ class LoadBench:
 
 
 @dataclass(frozen=True)
-class OverheadBench:
-    """Seconds to parse a request log and compute availability, scaled to 100k rows."""
+class MeasurementBench:
+    """Availability of a synthetic request log, measured in a process of its own.
+
+    ``wall_s`` and ``cpu_s`` cover reading the log and computing every figure;
+    ``peak_rss_mb`` is that process's peak resident memory (the interpreter and numpy
+    included, ``baseline_rss_mb`` of it before the log was read). ``within_limits``: under
+    10 s and 500 MB.
+    """
 
     rows: int
     file_bytes: int
-    read_s: float
-    compute_s: float
+    seconds: int
+    wall_s: float
+    cpu_s: float
+    peak_rss_mb: float
+    baseline_rss_mb: float
     per_100k_rows_s: float
+    within_limits: bool
 
 
 @dataclass(frozen=True)
@@ -137,14 +174,28 @@ class BenchResult:
     started: str
     machine: dict[str, str | int | float | None]
     load: tuple[LoadBench, ...]
-    overhead: OverheadBench
+    measurement: MeasurementBench
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
+@dataclass(frozen=True)
+class CapacityResult:
+    """One process against ``workers`` processes at the same targets, and the scaling check.
+
+    ``single_rate`` is the most one process achieved at any target (its capacity: the bench
+    pushes it until it falls 10 % short); ``check`` is the run of ``workers`` processes at
+    1.5 x that, which ``scaled`` says achieved at least 95 % of its target.
+    """
+
+    path: Path
+    table: Path
+    started: str
+    machine: dict[str, str | int | float | None]
+    workers: int
+    runs: tuple[LoadBench, ...]
+    single_rate: float
+    single_saturated: bool
+    check: LoadBench
+    scaled: bool
 
 
 def _wait_listening(
@@ -169,7 +220,7 @@ def haproxy_target(workdir: Path) -> Iterator[str]:
     binary = shutil.which("haproxy") or shutil.which("haproxy", path="/usr/sbin:/usr/local/sbin")
     if binary is None:
         raise PrerequisiteError("haproxy not found; install it (apt-get install haproxy)")
-    port = _free_port()
+    port = free_loopback_port()
     config = workdir / "haproxy.cfg"
     config.write_text(_HAPROXY_CONFIG.format(port=port), encoding="utf-8")
     log_path = workdir / "haproxy.log"
@@ -194,22 +245,31 @@ def haproxy_target(workdir: Path) -> Iterator[str]:
 
 
 def _bench_load(
-    url: str, user_class: str, locustfile: Path, rate: float, duration_s: float, workdir: Path
+    url: str,
+    user_class: str,
+    locustfile: Path,
+    rate: float,
+    duration_s: float,
+    workdir: Path,
+    workers: int = 1,
 ) -> LoadBench:
     users = recommended_users(rate)
-    out = workdir / f"{user_class}-{rate:g}"
-    run = run_load(url, rate, duration_s, users, 2.0, out, locustfile=locustfile).check()
-    records = read_request_log(run.request_log)
-    availability = compute_availability(records, target_rate=rate)
+    out = workdir / f"{user_class}-{rate:g}-x{workers}"
+    run = run_load(
+        url, rate, duration_s, users, 2.0, out, locustfile=locustfile, workers=workers
+    ).check()
+    availability = availability_of_logs([run.request_log], target_rate=rate)
     per_second = [row.sent for row in availability.per_second]
     if not per_second:
         raise SandboxError(f"{user_class} at {rate:g} req/s logged no whole second; see {out}")
     achieved = sum(per_second) / len(per_second)
     wall_s = max(run.ended - run.started, 1e-9)
+    logged = availability.sent
     return LoadBench(
         user_class=user_class,
         target_rate=rate,
         users=users,
+        workers=workers,
         duration_s=run.duration_s,
         seconds_measured=len(per_second),
         achieved_rate=round(achieved, 1),
@@ -223,48 +283,96 @@ def _bench_load(
         p99_ms=availability.p99_ms,
         locust_cpu_s=round(run.cpu_s, 2),
         locust_cpu_share_of_core=round(run.cpu_s / wall_s, 3),
-        locust_cpu_us_per_request=round(run.cpu_s / len(records) * 1e6, 1) if records else None,
+        locust_cpu_us_per_request=round(run.cpu_s / logged * 1e6, 1) if logged else None,
         per_second_sent=tuple(per_second),
     )
 
 
-def _synthetic_log(rows: int, rate: int) -> Iterator[RequestRecord]:
-    """A request log shaped like a rollout: three instances, two releases, 1 % failures."""
+def write_synthetic_log(path: Path, rows: int, rate: int) -> None:
+    """A request log shaped like a rollout: three instances, two releases, 1 % connection
+    errors, written the way the Locust plugin writes it (formatted in bulk: a million rows
+    take seconds, not the minute that one record object per row would)."""
     t0 = 1_700_000_000.0
-    for i in range(rows):
-        failed = i % 100 == 0
-        yield RequestRecord(
-            start=t0 + i / rate,
-            latency_ms=5.0 + (i * 7919 % 300) / 10,
-            status=0 if failed else 200,
-            method="POST" if i % 7 == 0 else "GET",
-            name="/items",
-            error="[Errno 111] Connection refused" if failed else "",
-            instance="" if failed else f"app-{i % 3 + 1}",
-            release="" if failed else ("v1" if i < rows // 2 else "v2"),
-        )
+    with path.open("w", encoding="utf-8", newline="") as file:
+        file.write(",".join(FIELDS) + "\n")
+        for first in range(0, rows, _SYNTHETIC_CHUNK_ROWS):
+            lines = []
+            for i in range(first, min(rows, first + _SYNTHETIC_CHUNK_ROWS)):
+                start = f"{t0 + i / rate:.6f}"
+                latency = f"{5.0 + (i * 7919 % 300) / 10:.3f}"
+                method = "POST" if i % 7 == 0 else "GET"
+                if i % 100 == 0:
+                    tail = "0,{},/items,[Errno 111] Connection refused,,"
+                    lines.append(f"{start},{latency},{tail.format(method)}\n")
+                else:
+                    release = "v1" if i < rows // 2 else "v2"
+                    lines.append(
+                        f"{start},{latency},200,{method},/items,,app-{i % 3 + 1},{release}\n"
+                    )
+            file.write("".join(lines))
 
 
-def _bench_overhead(workdir: Path) -> OverheadBench:
-    """Best of a few repeats, so a neighbour's burst of CPU does not count as our cost."""
+def _bench_measurement(workdir: Path) -> MeasurementBench:
+    """A million requests measured by a fresh ``python -m cautious.bench --measure`` process."""
     path = workdir / "synthetic-requests.csv"
-    write_request_log(path, _synthetic_log(_OVERHEAD_ROWS, rate=1_000))
-    best_read = best_compute = math.inf
-    for _ in range(_OVERHEAD_REPEATS):
-        began = time.perf_counter()
-        records = read_request_log(path)
-        read_done = time.perf_counter()
-        compute_availability(records, target_rate=1_000, slo=0.999)
-        best_read = min(best_read, read_done - began)
-        best_compute = min(best_compute, time.perf_counter() - read_done)
-    scale = 100_000 / _OVERHEAD_ROWS
-    return OverheadBench(
-        rows=_OVERHEAD_ROWS,
+    write_synthetic_log(path, _MEASURED_ROWS, _MEASURED_RATE)
+    command = [sys.executable, "-m", "cautious.bench", "--measure", str(path)]
+    try:
+        done = subprocess.run(
+            [*command, str(_MEASURED_RATE)],
+            capture_output=True,
+            text=True,
+            timeout=_MEASURE_DEADLINE_S,
+            check=False,
+        )
+    except subprocess.TimeoutExpired:
+        raise SandboxError(
+            f"measuring {_MEASURED_ROWS:,} requests ran past {_MEASURE_DEADLINE_S:g} s"
+        ) from None
+    if done.returncode != 0:
+        raise SandboxError(f"measuring the synthetic log failed: {done.stderr.strip()[-500:]}")
+    figures = json.loads(done.stdout)
+    wall_s = float(figures["wall_s"])
+    peak = float(figures["peak_rss_mb"])
+    return MeasurementBench(
+        rows=_MEASURED_ROWS,
         file_bytes=path.stat().st_size,
-        read_s=round(best_read, 3),
-        compute_s=round(best_compute, 3),
-        per_100k_rows_s=round((best_read + best_compute) * scale, 3),
+        seconds=int(figures["seconds"]),
+        wall_s=round(wall_s, 2),
+        cpu_s=round(float(figures["cpu_s"]), 2),
+        peak_rss_mb=round(peak, 1),
+        baseline_rss_mb=round(float(figures["baseline_rss_mb"]), 1),
+        per_100k_rows_s=round(wall_s * 100_000 / _MEASURED_ROWS, 3),
+        within_limits=wall_s < _MEASURE_LIMIT_S and peak < _MEASURE_LIMIT_MB,
     )
+
+
+def _measure_and_report(path: str, rate: float) -> None:
+    """The measuring subprocess: availability of ``path``, then its own costs as JSON."""
+    baseline_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    wall = time.perf_counter()
+    cpu = time.process_time()
+    measured = availability_of_logs([path], target_rate=rate, slo=0.999)
+    figures = {
+        "wall_s": time.perf_counter() - wall,
+        "cpu_s": time.process_time() - cpu,
+        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,  # KiB
+        "baseline_rss_mb": baseline_mb,
+        "seconds": measured.seconds,
+    }
+    print(json.dumps(figures))
+
+
+def _machine(loadavg_before: float) -> dict[str, str | int | float | None]:
+    return {
+        "cpus": os.cpu_count(),
+        "python": sys.version.split()[0],
+        "locust": version("locust"),
+        "target": "haproxy http-request return, nbthread 1, 127.0.0.1",
+        # The machine is shared: a high load average means the ratios understate the tool.
+        "loadavg_1m_before": round(loadavg_before, 2),
+        "loadavg_1m_after": round(os.getloadavg()[0], 2),
+    }
 
 
 def run_bench(
@@ -294,26 +402,18 @@ def run_bench(
                 runs.append(
                     _bench_load(url, "HttpUser", http_file, max(rates), duration_s, workdir)
                 )
-        overhead = _bench_overhead(workdir)
-    machine: dict[str, str | int | float | None] = {
-        "cpus": os.cpu_count(),
-        "python": sys.version.split()[0],
-        "locust": version("locust"),
-        "target": "haproxy http-request return, nbthread 1, 127.0.0.1",
-        # The machine is shared: a high load average means the ratios understate the tool.
-        "loadavg_1m_before": round(load_before, 2),
-        "loadavg_1m_after": round(os.getloadavg()[0], 2),
-    }
+        measurement = _bench_measurement(workdir)
+    machine = _machine(load_before)
     out_dir = Path(results_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / f"bench-{started}.json"
-    result = BenchResult(path, started, machine, tuple(runs), overhead)
+    result = BenchResult(path, started, machine, tuple(runs), measurement)
     document = {
-        "schema_version": 1,
+        "schema_version": 2,
         "started": started,
         "machine": machine,
         "load": [asdict(run) for run in runs],
-        "measurement_overhead": asdict(overhead),
+        "measurement": asdict(measurement),
     }
     path.write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
     return result
@@ -332,12 +432,7 @@ def render_bench(result: BenchResult) -> str:
             f"{run.achieved_rate:>9.1f} {run.ratio:>6.1%} {run.worst_second_ratio:>8.1%} "
             f"{p99:>7} {run.locust_cpu_share_of_core:>9.0%}"
         )
-    overhead = result.overhead
-    lines.append(
-        f"measurement overhead: {overhead.per_100k_rows_s:.2f} s per 100k rows "
-        f"(read {overhead.read_s:.2f} s + availability {overhead.compute_s:.2f} s "
-        f"for {overhead.rows:,} rows)"
-    )
+    lines.append(_measurement_line(result.measurement))
     lines.append(
         f"load average (1 min) {result.machine['loadavg_1m_before']} before, "
         f"{result.machine['loadavg_1m_after']} after; results: {result.path}"
@@ -345,8 +440,132 @@ def render_bench(result: BenchResult) -> str:
     return "\n".join(lines)
 
 
-def main() -> None:
-    """``python -m cautious.bench``: run with defaults and print the table."""
+def _measurement_line(measured: MeasurementBench) -> str:
+    verdict = "within" if measured.within_limits else "OVER"
+    return (
+        f"measurement: {measured.rows:,} requests ({measured.file_bytes / 1e6:.0f} MB of log, "
+        f"{measured.seconds:,} s of load) in {measured.wall_s:.2f} s "
+        f"({measured.cpu_s:.2f} s CPU), peak {measured.peak_rss_mb:.0f} MB "
+        f"({measured.baseline_rss_mb:.0f} MB before reading): {verdict} 10 s and 500 MB"
+    )
+
+
+def run_capacity_bench(
+    results_dir: str | os.PathLike[str] = "bench/results",
+    workers: int = 2,
+    rates: Sequence[float] = (1_000.0, 2_000.0, 3_000.0, 4_000.0, 5_000.0),
+    duration_s: float = 15.0,
+) -> CapacityResult:
+    """Locust in one process against ``workers`` processes, at the same targets.
+
+    Each configuration climbs ``rates`` until it falls 10 % short (saturated). One process's
+    capacity is the most it achieved; then ``workers`` processes run at 1.5 x that. Writes
+    ``capacity-<UTC timestamp>.json`` and the table as ``.md`` into ``results_dir``. About
+    ``duration_s + 10`` seconds per run, a dozen runs.
+    """
+    if workers < 2:
+        raise ValueError(f"compare one process with 2 or more workers, not {workers}")
+    started = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+    load_before = os.getloadavg()[0]
+    runs: list[LoadBench] = []
+    with tempfile.TemporaryDirectory(prefix="cautious-capacity-") as tmp:
+        workdir = Path(tmp)
+        with haproxy_target(workdir) as url:
+
+            def bench(rate: float, count: int) -> LoadBench:
+                run = _bench_load(
+                    url, "FastHttpUser", DEFAULT_LOCUSTFILE, rate, duration_s, workdir, count
+                )
+                runs.append(run)
+                return run
+
+            saturated: set[int] = set()
+            for rate in rates:
+                for count in (1, workers):
+                    if count not in saturated and bench(rate, count).ratio < _SATURATED:
+                        saturated.add(count)
+            single = max(run.achieved_rate for run in runs if run.workers == 1)
+            target = float(math.ceil(_SCALE_GOAL * single / 10) * 10)
+            check = next(
+                (r for r in runs if r.workers == workers and r.target_rate == target), None
+            ) or bench(target, workers)
+    machine = _machine(load_before)
+    out_dir = Path(results_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    path = out_dir / f"capacity-{started}.json"
+    result = CapacityResult(
+        path=path,
+        table=path.with_suffix(".md"),
+        started=started,
+        machine=machine,
+        workers=workers,
+        runs=tuple(runs),
+        single_rate=single,
+        single_saturated=1 in saturated,
+        check=check,
+        scaled=check.ratio >= _HOLDS,
+    )
+    document = {
+        "schema_version": 1,
+        "started": started,
+        "machine": machine,
+        "workers": workers,
+        "single_process_rate": single,
+        "single_process_saturated": result.single_saturated,
+        "check": asdict(check),
+        "scaled": result.scaled,
+        "runs": [asdict(run) for run in runs],
+    }
+    path.write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
+    result.table.write_text(render_capacity(result) + "\n", encoding="utf-8")
+    return result
+
+
+def render_capacity(result: CapacityResult) -> str:
+    """Achieved against target for one process and for N, side by side (a Markdown table)."""
+    n = result.workers
+    by_key = {(run.target_rate, run.workers): run for run in result.runs}
+
+    def cell(run: LoadBench | None) -> str:
+        if run is None:
+            return "(saturated below)"
+        return (
+            f"{run.achieved_rate:,.0f} ({run.ratio:.1%}, worst s {run.worst_second_ratio:.0%}, "
+            f"CPU {run.locust_cpu_share_of_core:.0%})"
+        )
+
+    lines = [
+        f"| target req/s | 1 process: achieved (ratio, worst second, Locust CPU) | {n} workers |",
+        "|---:|---|---|",
+    ]
+    for target in sorted({run.target_rate for run in result.runs}):
+        lines.append(
+            f"| {target:,.0f} | {cell(by_key.get((target, 1)))} | {cell(by_key.get((target, n)))} |"
+        )
+    check = result.check
+    saturated = "" if result.single_saturated else " (never saturated: a lower bound)"
+    lines += [
+        "",
+        f"One process: at most {result.single_rate:,.0f} req/s{saturated}. {n} workers at "
+        f"1.5 x that ({check.target_rate:,.0f} req/s): {check.achieved_rate:,.0f} req/s, "
+        f"{check.ratio:.1%} of target = {check.achieved_rate / result.single_rate:.2f} x one "
+        f"process: {'holds' if result.scaled else 'does NOT hold'} (goal: >= 95 % of target).",
+        f"Load average (1 min) {result.machine['loadavg_1m_before']} before, "
+        f"{result.machine['loadavg_1m_after']} after, {result.machine['cpus']} CPUs shared "
+        "with HAProxy; results: " + str(result.path),
+    ]
+    return "\n".join(lines)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """``python -m cautious.bench``: run with defaults and print the table.
+
+    ``--measure LOG RATE`` is the measuring subprocess of the bench's measurement row.
+    """
+    args = list(sys.argv[1:] if argv is None else argv)
+    if args[:1] == ["--measure"] and len(args) == 3:
+        _measure_and_report(args[1], float(args[2]))
+        return
     print(render_bench(run_bench()))
 
 

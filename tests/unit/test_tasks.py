@@ -91,3 +91,19 @@ def test_a_rolled_back_rollout_stage_ends_with_a_cross_not_a_tick(
     printed = capsys.readouterr().err
     assert "✗ rollout v2 → broken: rolled-back" in printed
     assert "✓" not in printed
+
+
+@pytest.mark.parametrize("workers", ["1", "2.5", "33", "many"])
+def test_bench_workers_takes_a_whole_number_of_2_or_more(workers: str) -> None:
+    with pytest.raises(Exit) as error:
+        tasks.bench(MockContext(), results_dir="unused", workers=workers)
+    assert error.value.code == 2
+    assert "--workers" in str(error.value.message)
+
+
+@pytest.mark.parametrize("workers", ["0", "1.5", "33"])
+def test_load_workers_out_of_range_is_bad_input(workers: str) -> None:
+    with pytest.raises(Exit) as error:
+        tasks.load(MockContext(), url="http://127.0.0.1:9", workers=workers, config=REPO_CONFIG)
+    assert error.value.code == 2
+    assert "load.workers" in str(error.value.message)

@@ -30,6 +30,7 @@ from cautious.config import Config, load_config
 from cautious.deploy import DeployPipeline, Prepared, RolloutHook
 from cautious.exceptions import ConfigError, SandboxError, UsageError
 from cautious.measure.claims import claim_label, format_figure, format_target
+from cautious.measure.load import MAX_WORKERS
 from cautious.measure.session import (
     Measured,
     default_report_dir,
@@ -301,13 +302,23 @@ def report(c: Context, path: str) -> None:
         "results_dir": "where bench-<timestamp>.json goes (default: bench/results)",
         "judge": "calibrate the canary judge by simulation instead (a few minutes)",
         "config": "path to cautious.yaml (--judge: its canary section; default: the defaults)",
+        "workers": "compare Locust's capacity in one process with N worker processes "
+        "instead (about five minutes)",
     }
 )
 @clean_errors
 def bench(
-    c: Context, results_dir: str = "bench/results", judge: bool = False, config: str | None = None
+    c: Context,
+    results_dir: str = "bench/results",
+    judge: bool = False,
+    config: str | None = None,
+    workers: str | None = None,
 ) -> None:
-    """Benchmarks: the load generator and the measurement's overhead, or (--judge) the judge."""
+    """Benchmarks: the load generator and the measurement's overhead, or (--judge) the judge,
+    or (--workers N) one Locust process against N."""
+    if workers is not None:
+        _bench_workers(results_dir, workers)
+        return
     if judge:
         from cautious.judges.calibration import render_calibration, run_calibration
 
@@ -321,6 +332,19 @@ def bench(
     with _stage("bench (about a minute)"):
         result = run_bench(results_dir=results_dir)
     print(render_bench(result))
+
+
+def _bench_workers(results_dir: str, workers: str) -> None:
+    from cautious.bench import render_capacity, run_capacity_bench
+
+    count = _number("--workers", workers)
+    if count is None or count != int(count) or not 2 <= count <= MAX_WORKERS:
+        raise ConfigError(
+            f"--workers takes a whole number from 2 to {MAX_WORKERS}, not {workers!r}"
+        )
+    with _stage(f"load capacity: 1 process against {int(count)} workers (about five minutes)"):
+        result = run_capacity_bench(results_dir, workers=int(count))
+    print(render_capacity(result))
 
 
 @dataclass

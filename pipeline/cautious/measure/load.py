@@ -42,11 +42,13 @@ from cautious.measure.requestlog import FIELDS
 
 __all__ = [
     "DEFAULT_LOCUSTFILE",
+    "MAX_WORKERS",
     "REQUEST_LOG_NAME",
     "LoadHandle",
     "LoadProgress",
     "LoadRun",
     "check_loopback_url",
+    "free_loopback_port",
     "locust_command",
     "recommended_users",
     "run_load",
@@ -575,7 +577,7 @@ def start_load(
     out.mkdir(parents=True, exist_ok=True)
     whole_s = math.ceil(duration_s)
     stop_timeout_s = math.ceil(timeout_s)
-    port = _free_port() if workers > 1 else 0
+    port = free_loopback_port() if workers > 1 else 0
     command = locust_command(
         url, users, whole_s, stop_timeout_s, out, user_file, workers=workers, master_port=port
     )
@@ -650,8 +652,8 @@ def _spawn(command: list[str], out: Path, name: str, env: Mapping[str, str]) -> 
     return _Process(process, stderr_path)
 
 
-def _free_port() -> int:
-    """A loopback port free right now, for the master to bind (it fails the run if taken)."""
+def free_loopback_port() -> int:
+    """A port on 127.0.0.1 free right now (whoever binds it next fails if it was taken)."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
         probe.bind((_MASTER_HOST, 0))
         port: int = probe.getsockname()[1]
