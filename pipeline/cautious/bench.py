@@ -244,6 +244,13 @@ def haproxy_target(workdir: Path) -> Iterator[str]:
             process.wait(timeout=5)
 
 
+@contextmanager
+def _bench_target(prefix: str) -> Iterator[tuple[Path, str]]:
+    """A scratch folder and the static HAProxy endpoint serving from it, both gone after."""
+    with tempfile.TemporaryDirectory(prefix=prefix) as tmp, haproxy_target(Path(tmp)) as url:
+        yield Path(tmp), url
+
+
 def _bench_load(
     url: str,
     user_class: str,
@@ -389,19 +396,15 @@ def run_bench(
     started = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
     load_before = os.getloadavg()[0]
     runs: list[LoadBench] = []
-    with tempfile.TemporaryDirectory(prefix="cautious-bench-") as tmp:
-        workdir = Path(tmp)
-        with haproxy_target(workdir) as url:
-            for rate in rates:
-                runs.append(
-                    _bench_load(url, "FastHttpUser", DEFAULT_LOCUSTFILE, rate, duration_s, workdir)
-                )
-            if compare_http_user and rates:
-                http_file = workdir / "http_user_locustfile.py"
-                http_file.write_text(_HTTP_USER_LOCUSTFILE, encoding="utf-8")
-                runs.append(
-                    _bench_load(url, "HttpUser", http_file, max(rates), duration_s, workdir)
-                )
+    with _bench_target("cautious-bench-") as (workdir, url):
+        for rate in rates:
+            runs.append(
+                _bench_load(url, "FastHttpUser", DEFAULT_LOCUSTFILE, rate, duration_s, workdir)
+            )
+        if compare_http_user and rates:
+            http_file = workdir / "http_user_locustfile.py"
+            http_file.write_text(_HTTP_USER_LOCUSTFILE, encoding="utf-8")
+            runs.append(_bench_load(url, "HttpUser", http_file, max(rates), duration_s, workdir))
         measurement = _bench_measurement(workdir)
     machine = _machine(load_before)
     out_dir = Path(results_dir)
@@ -468,27 +471,25 @@ def run_capacity_bench(
     started = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
     load_before = os.getloadavg()[0]
     runs: list[LoadBench] = []
-    with tempfile.TemporaryDirectory(prefix="cautious-capacity-") as tmp:
-        workdir = Path(tmp)
-        with haproxy_target(workdir) as url:
+    with _bench_target("cautious-capacity-") as (workdir, url):
 
-            def bench(rate: float, count: int) -> LoadBench:
-                run = _bench_load(
-                    url, "FastHttpUser", DEFAULT_LOCUSTFILE, rate, duration_s, workdir, count
-                )
-                runs.append(run)
-                return run
+        def bench(rate: float, count: int) -> LoadBench:
+            run = _bench_load(
+                url, "FastHttpUser", DEFAULT_LOCUSTFILE, rate, duration_s, workdir, count
+            )
+            runs.append(run)
+            return run
 
-            saturated: set[int] = set()
-            for rate in rates:
-                for count in (1, workers):
-                    if count not in saturated and bench(rate, count).ratio < _SATURATED:
-                        saturated.add(count)
-            single = max(run.achieved_rate for run in runs if run.workers == 1)
-            target = float(math.ceil(_SCALE_GOAL * single / 10) * 10)
-            check = next(
-                (r for r in runs if r.workers == workers and r.target_rate == target), None
-            ) or bench(target, workers)
+        saturated: set[int] = set()
+        for rate in rates:
+            for count in (1, workers):
+                if count not in saturated and bench(rate, count).ratio < _SATURATED:
+                    saturated.add(count)
+        single = max(run.achieved_rate for run in runs if run.workers == 1)
+        target = float(math.ceil(_SCALE_GOAL * single / 10) * 10)
+        check = next(
+            (r for r in runs if r.workers == workers and r.target_rate == target), None
+        ) or bench(target, workers)
     machine = _machine(load_before)
     out_dir = Path(results_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
