@@ -4,7 +4,14 @@ schedule cannot get there."""
 from __future__ import annotations
 
 import numpy as np
-from cautious.judges.planner import CanaryPlanReport, metric_alphas, plan_canary, timeline
+from cautious.config import Config
+from cautious.judges.planner import (
+    CanaryPlanReport,
+    metric_alphas,
+    plan_canary,
+    plan_from_config,
+    timeline,
+)
 
 
 def _plan(
@@ -54,3 +61,14 @@ def test_it_warns_when_the_schedule_cannot_reach_the_power() -> None:
 def test_the_false_rollback_rate_is_split_between_errors_and_latency() -> None:
     assert metric_alphas(0.01, 2) == (0.005, 0.0025)
     assert metric_alphas(0.01, 0) == (0.01, 0.0)
+
+
+def test_the_dry_run_plan_reads_the_configuration_and_lists_each_steps_requests() -> None:
+    config = Config.model_validate({"load": {"rate": 200}, "canary": {"bake_s": 10}})
+    lines = plan_from_config(config).lines()
+    assert lines[0].startswith("canary judge at 200 req/s, steps 5 %, 25 %, 50 %, 100 %, 10 s")
+    assert lines[1] == (
+        "  canary requests per step: 5 % → ~100, 25 % → ~500, 50 % → ~1,000 "
+        "(+ up to ~18,000 in the extension)"
+    )
+    assert len(lines) == 2 + 4  # errors and p99, each to detect and to pass

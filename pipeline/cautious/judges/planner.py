@@ -196,7 +196,13 @@ class CanaryPlanReport:
             f"{', '.join(f'{p} %' for p in self.percents)}, {self.bake_s:g} s per step "
             f"(+ up to {self.extension_s:g} s at the last):"
         )
-        return [head, *(f"  {need.describe()}" for need in self.needs)]
+        judged = [p for p in self.percents if p < 100]
+        per_step = ", ".join(f"{p} % → ~{self.rate * self.bake_s * p / 100:,.0f}" for p in judged)
+        extension = self.rate * self.extension_s * judged[-1] / 100 if judged else 0.0
+        arrive = (
+            f"  canary requests per step: {per_step} (+ up to ~{extension:,.0f} in the extension)"
+        )
+        return [head, arrive, *(f"  {need.describe()}" for need in self.needs)]
 
 
 def _first(
