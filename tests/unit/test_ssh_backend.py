@@ -69,6 +69,7 @@ def test_a_release_tarball_is_reproducible_and_changes_with_its_environment(
         assert sorted(archive.getnames()) == ["RELEASE.json", "app.py", "release.env", "run"]
         run = archive.getmember("run")
         assert run.mode == 0o755 and run.mtime == 0
+        assert archive.getmember("release.env").mode == 0o600  # it may hold secrets
 
 
 def test_the_release_environment_names_the_release_and_quotes_every_value() -> None:

@@ -53,7 +53,7 @@ def run_script(command: Sequence[str]) -> str:
 class _Entry:
     name: str
     data: bytes
-    executable: bool
+    mode: int
 
 
 class ArtifactStore:
@@ -87,9 +87,10 @@ class ArtifactStore:
         manifest = {"label": label, "git_sha": git_sha, "command": list(command)}
         entries = [*_context_entries(context)]
         entries += [
-            _Entry("release.env", release_env_text(label, env).encode(), False),
-            _Entry("run", run_script(command).encode(), True),
-            _Entry("RELEASE.json", (json.dumps(manifest, sort_keys=True) + "\n").encode(), False),
+            # the environment may hold secrets: only the user that runs the service reads it
+            _Entry("release.env", release_env_text(label, env).encode(), 0o600),
+            _Entry("run", run_script(command).encode(), 0o755),
+            _Entry("RELEASE.json", (json.dumps(manifest, sort_keys=True) + "\n").encode(), 0o644),
         ]
         data = _tar_gz(entries)
         digest = "sha256:" + hashlib.sha256(data).hexdigest()
@@ -144,19 +145,19 @@ def _context_entries(context: Path) -> list[_Entry]:
                 f"service.context: {relative} would be overwritten by the file Cautious writes "
                 "into every release; rename it"
             )
-        executable = bool(path.stat().st_mode & 0o100)
-        entries.append(_Entry(relative.as_posix(), path.read_bytes(), executable))
+        mode = 0o755 if path.stat().st_mode & 0o100 else 0o644
+        entries.append(_Entry(relative.as_posix(), path.read_bytes(), mode))
     return entries
 
 
 def _tar_gz(entries: list[_Entry]) -> bytes:
-    """A tarball whose bytes depend only on names, contents and the executable bit."""
+    """A tarball whose bytes depend only on names, contents and modes."""
     raw = io.BytesIO()
     with tarfile.open(fileobj=raw, mode="w", format=tarfile.PAX_FORMAT) as archive:
         for entry in sorted(entries, key=lambda item: item.name):
             info = tarfile.TarInfo(entry.name)
             info.size = len(entry.data)
-            info.mode = 0o755 if entry.executable else 0o644
+            info.mode = entry.mode
             info.mtime = 0
             info.uid = info.gid = 0
             info.uname = info.gname = ""
