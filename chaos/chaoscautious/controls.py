@@ -180,19 +180,19 @@ def after_hypothesis_control(
 def before_method_control(
     context: dict[str, Any], configuration: dict[str, Any] | None = None, **_: Any
 ) -> None:
-    with suppressed("recording the method start"):
-        RunState(target(configuration)).update(
-            lambda data: data.__setitem__("method_started", time.time())
-        )
+    _stamp(configuration, "method_started")
 
 
 def after_method_control(
     context: dict[str, Any], configuration: dict[str, Any] | None = None, **_: Any
 ) -> None:
-    with suppressed("recording the method end"):
-        RunState(target(configuration)).update(
-            lambda data: data.__setitem__("method_ended", time.time())
-        )
+    _stamp(configuration, "method_ended")
+
+
+def _stamp(configuration: dict[str, Any] | None, moment: str) -> None:
+    """Record when ``moment`` happened; probes read it to tell before from after the method."""
+    with suppressed(f"recording {moment}"):
+        RunState(target(configuration)).update(lambda data: data.__setitem__(moment, time.time()))
 
 
 def after_activity_control(

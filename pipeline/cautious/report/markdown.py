@@ -8,22 +8,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from cautious.report import tables
 from cautious.report.canary import HOW_TO_READ, canary_table
-from cautious.report.tables import (
-    Badge,
-    Cell,
-    Links,
-    Table,
-    availability_table,
-    breakdown_tables,
-    claims_table,
-    context_table,
-    experiment_notes,
-    experiments_table,
-    instances_table,
-    load_line,
-    steps_table,
-)
+from cautious.report.tables import Badge, Cell, Links, Table
 
 __all__ = ["render"]
 
@@ -58,27 +45,27 @@ def render(report: Mapping[str, Any]) -> bytes:
         f"`{_text(report['command'])}` · {report['created']} · {report['verdict_reason']}",
         "",
     ]
-    context, experiments = context_table(report), experiments_table(report)
+    context, experiments = tables.context_table(report), tables.experiments_table(report)
     lines += _table(context) if context else []
     lines += ["### Experiments", "", *_table(experiments)] if experiments else []
     for entry in report.get("experiments") or []:
         lines += [f"#### {_MARK.get(entry['verdict'], '')} {entry['name']}", ""]
         lines += [f"*{_text(entry['title'])}* — {entry['duration_s']:g} s", ""]
-        notes = experiment_notes(entry)
+        notes = tables.experiment_notes(entry)
         lines += [f"- {_text(note)}" for note in notes] + ([""] if notes else [])
     availability = report.get("availability")
     if availability is not None or report["claims"]:
-        claims = claims_table(report)
+        claims = tables.claims_table(report)
         lines += [
             "### Claims",
             "",
             *(_table(claims) if claims else ["No claim was evaluated.", ""]),
         ]
     if availability is not None:
-        lines += ["### Availability", "", *_table(availability_table(availability))]
-        if load_line(availability):
-            lines += [load_line(availability), ""]
-        for title, table in breakdown_tables(availability):
+        lines += ["### Availability", "", *_table(tables.availability_table(availability))]
+        if tables.load_line(availability):
+            lines += [tables.load_line(availability), ""]
+        for title, table in tables.breakdown_tables(availability):
             lines += [f"#### {title}", "", *_table(table)]
     rollout = report.get("rollout")
     if rollout:
@@ -90,12 +77,12 @@ def render(report: Mapping[str, Any]) -> bytes:
         ]
         if rollout.get("reason"):
             lines += [rollout["reason"], ""]
-        steps = steps_table(report)
+        steps = tables.steps_table(report)
         lines += _table(steps) if steps else []
         judged = canary_table(report)
         if judged:
             lines += ["### Canary judgement", "", *_table(judged), HOW_TO_READ, ""]
-    instances = instances_table(report)
+    instances = tables.instances_table(report)
     if instances:
         lines += ["### Instances at the end", "", *_table(instances)]
     tool = report.get("tool", {})

@@ -13,7 +13,7 @@ those places writes and reads the same JSON with the same code:
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any, Literal, cast
 
 from cautious.rollout.journal import Outcome
@@ -98,12 +98,7 @@ class TimelineEvent:
     state: str
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "t": self.t,
-            "instance": self.instance,
-            "release": self.release,
-            "state": self.state,
-        }
+        return asdict(self)
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> TimelineEvent:
@@ -136,13 +131,9 @@ class InstanceRecord:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> InstanceRecord:
-        return cls(
-            name=str(data["name"]),
-            release=str(data["release"]),
-            state=str(data.get("state", "running")),
-            host=str(data.get("host", "")),
-            release_dir=str(data.get("release_dir", "")),
-        )
+        where = {key: str(data.get(key, "")) for key in ("host", "release_dir")}
+        state = str(data.get("state", "running"))
+        return cls(str(data["name"]), str(data["release"]), state, **where)
 
 
 @dataclass(frozen=True)
