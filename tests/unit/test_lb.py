@@ -28,7 +28,8 @@ def test_slots_are_named_after_the_service() -> None:
 
 def test_the_backend_has_a_health_checked_server_per_slot() -> None:
     rendered = render(Config())
-    servers = [line for line in rendered.splitlines() if line.strip().startswith("server ")]
+    backend = rendered.split("\nbackend app\n")[1].split("\nbackend ")[0]
+    servers = [line for line in backend.splitlines() if line.strip().startswith("server ")]
     assert len(servers) == MAX_SLOTS
     assert all(" check " in line for line in servers)
     assert "option httpchk GET /ready" in rendered
@@ -75,3 +76,12 @@ def test_haproxy_accepts_the_rendered_configuration(tmp_path: Path) -> None:
         ["haproxy", "-c", "-f", str(path)], capture_output=True, text=True, timeout=30
     )
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_the_frontend_refuses_writes_while_the_read_only_switch_is_up() -> None:
+    text = render_haproxy_config(Config(), LbAddressing(servers=(("s-1", "s-1:8000"),)))
+    rule = next(line.strip() for line in text.splitlines() if "http-request return" in line)
+    assert rule.startswith("http-request return status 503")
+    assert "hdr Retry-After 5 hdr X-Instance read-only" in rule
+    assert rule.endswith("if !{ method GET HEAD OPTIONS } { srv_is_up(read_only/on) }")
+    assert "backend read_only\n    server on 127.0.0.1:9 disabled" in text

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
-from cautious.measure.readwrite import READ_ONLY_INSTANCE, read_write_stats
+from cautious.measure.claims import evaluate_claims
+from cautious.measure.readwrite import READ_ONLY_INSTANCE, read_only_window, read_write_stats
 from cautious.measure.requestlog import RequestRecord
+from cautious.rollout.plan import READ_ONLY_OFF_UNDO
+from cautious.rollout.records import StepPhase, StepRecord
 
 
 def _read(t: float, status: int = 200) -> RequestRecord:
@@ -55,3 +58,64 @@ def test_the_longest_refusal_run_ignores_gaps() -> None:
 
 def test_no_reads_has_no_ratio() -> None:
     assert read_write_stats([], window=None).read_success_ratio is None
+
+
+def _step(
+    name: str,
+    started: float,
+    ended: float,
+    kind: str | None = None,
+    facts: dict[str, object] | None = None,
+    phase: StepPhase = "forward",
+) -> StepRecord:
+    return StepRecord(name, phase, started, ended, "ok", kind=kind, facts=facts or {})
+
+
+def test_the_window_runs_from_switching_read_only_on_to_switching_it_off() -> None:
+    steps = [
+        _step("on", 10.0, 10.1, kind="readonly", facts={"read_only": True}),
+        _step("start", 10.1, 14.0, kind="start"),
+        _step("off", 14.5, 14.6, kind="readonly", facts={"read_only": False}),
+        _step("bake", 14.6, 16.0, kind="bake"),
+    ]
+    assert read_only_window(steps) == (10.0, 14.6)
+
+
+def test_a_rollback_closes_the_window_where_it_switched_read_only_off() -> None:
+    steps = [
+        _step("on", 10.0, 10.1, kind="readonly", facts={"read_only": True}),
+        _step("start", 10.1, 12.0, kind="start"),
+        _step(READ_ONLY_OFF_UNDO, 12.5, 12.6, phase="rollback"),
+        _step("retire", 12.6, 13.0, phase="rollback"),
+    ]
+    assert read_only_window(steps) == (10.0, 12.6)
+
+
+def test_a_rollout_without_read_only_mode_has_no_window() -> None:
+    assert read_only_window([_step("bake", 1.0, 2.0, kind="bake")]) is None
+
+
+def test_read_only_claims_are_judged_on_reads_and_writes_apart() -> None:
+    from cautious.config import ClaimsConfig
+    from cautious.measure.availability import compute_availability
+
+    records = [_read(10 + i / 10) for i in range(200)] + [_refused(12.0), _refused(13.5)]
+    stats = read_write_stats(records, window=(11.0, 14.0))
+    claims = ClaimsConfig(
+        success_ratio=None,
+        longest_error_window_s=None,
+        p99_ms=None,
+        read_success_ratio=1.0,
+        write_refused_max_s=1,
+        write_failures=0,
+    )
+    results = {
+        item.name: item
+        for item in evaluate_claims(claims, compute_availability(records), read_write=stats)
+    }
+    assert results["read_success_ratio"].verdict == "pass"
+    assert results["write_failures"].verdict == "pass"
+    assert results["write_refused_max_s"].verdict == "fail"  # seconds 12 and 13, in a row
+    assert results["write_refused_max_s"].measured == 2
+    nothing = evaluate_claims(claims, compute_availability(records))
+    assert {item.verdict for item in nothing} == {"not-enough-data"}

@@ -266,3 +266,36 @@ def test_recover_leaves_a_cluster_alone_when_every_rollout_ended(cluster: FakeCl
     cluster.roll("v2")
     assert recover(cluster.sandbox, cluster.journal, say=cluster.said.append) == []
     assert everyone_on(cluster, "v2")
+
+
+# -- read-only mode ----------------------------------------------------------------------------
+
+
+def test_read_only_stop_and_go_keeps_the_old_release_serving_while_writes_are_refused(
+    tmp_path: Path,
+) -> None:
+    cluster = fake_cluster(tmp_path, read_only=True)
+    seen: list[tuple[str, bool]] = []
+    original = cluster.lb.set_read_only
+
+    def spy(on: bool) -> None:
+        seen.append((", ".join(sorted(in_rotation(cluster))), on))
+        original(on)
+
+    cluster.lb.set_read_only = spy  # type: ignore[method-assign]
+    result = cluster.roll("v2", "stop-and-go")
+    fresh = ["sample-5", "sample-6", "sample-7", "sample-8"]
+    assert result.outcome == "succeeded"
+    assert everyone_on(cluster, "v2", fresh)
+    assert seen == [(", ".join(SLOTS), True), (", ".join(fresh), False)]
+    assert result.longest_without_capacity_s == 0  # reads never lost their servers
+    assert not cluster.lb.read_only
+
+
+def test_a_failed_read_only_rollout_lets_writes_through_again(tmp_path: Path) -> None:
+    cluster = fake_cluster(tmp_path, read_only=True)
+    result = cluster.roll("never-ready", "stop-and-go")
+    assert result.outcome == "rolled-back"
+    assert rollback_steps(cluster, result.id)[-1] == "read-only mode off"
+    assert not cluster.lb.read_only
+    assert everyone_on(cluster, "v1")

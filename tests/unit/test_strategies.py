@@ -124,3 +124,19 @@ def test_only_the_last_judged_canary_bake_must_pass_and_may_extend() -> None:
     bakes = [step for step in plan.steps if isinstance(step, Bake) and step.judge_against]
     assert [(bake.seconds, bake.extend_s) for bake in bakes] == [(7, 0), (7, 0), (7, 40)]
     assert "must pass before promotion (extends up to 40 s)" in bakes[-1].describe()
+
+
+def test_read_only_stop_and_go_starts_beside_the_old_release_and_refuses_writes_meanwhile() -> None:
+    plan = make_plan(
+        "stop-and-go", ["a-1", "a-2"], ["a-3", "a-4", "a-5"], RolloutConfig(read_only=True)
+    )
+    assert [type(step).__name__ for step in plan.steps] == [
+        "ReadOnly",
+        "Start",
+        "Switch",
+        "ReadOnly",
+        "Bake",
+        "Retire",
+    ]
+    assert plan.final == ("a-3", "a-4")
+    assert plan.steps[0].describe().startswith("read-only mode on")

@@ -330,6 +330,7 @@ class FakeLb(LoadBalancer):
         self._lock = threading.RLock()
         self._last_tick = time.monotonic()
         self._owed = 0.0
+        self.read_only = False  # read-only mode's switch (no simulated request is a write)
 
     # -- the LoadBalancer protocol -----------------------------------------------------------
 
@@ -346,6 +347,10 @@ class FakeLb(LoadBalancer):
     def set_address(self, server: str, ip: str, port: int) -> None:
         with self._lock:
             self._server(server).address = f"{ip}:{port}"
+
+    def set_read_only(self, on: bool) -> None:
+        with self._lock:
+            self.read_only = on
 
     def stats(self) -> dict[str, ServerStat]:
         with self._lock:
@@ -372,6 +377,7 @@ class FakeLb(LoadBalancer):
         with self._lock:
             for server in self._servers.values():
                 server.admin, server.weight, server.address = "ready", 1, ""
+            self.read_only = False
 
     # -- helpers -----------------------------------------------------------------------------
 

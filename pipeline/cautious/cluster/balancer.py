@@ -69,6 +69,10 @@ class LoadBalancer(Protocol):
         """Point a server at a fresh instance's address without waiting for DNS."""
         ...
 
+    def set_read_only(self, on: bool) -> None:
+        """Read-only mode: the LB answers writes itself (503 + Retry-After), reads go on."""
+        ...
+
     def stats(self) -> dict[str, ServerStat]:
         """Every server of the backend, by name."""
         ...

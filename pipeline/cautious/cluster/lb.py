@@ -5,6 +5,12 @@ configuration never changes while instances come and go. How HAProxy reaches a s
 resolved at run time, a fixed address) is the cluster backend's to say (``LbAddressing``); a slot
 without an instance stays out of rotation. Rollouts steer traffic with runtime commands —
 ``drain``, ``maint``, ``ready``, ``weight`` — and read ``show stat``.
+
+Read-only mode is a blanket proxy in the frontend: while the server ``read_only/on`` (a switch,
+not a real server; it is ``disabled`` at start) is UP, every request other than GET, HEAD and
+OPTIONS is answered by HAProxy itself with 503, ``Retry-After`` and ``X-Instance: read-only``
+(so the request log attributes the refusal to the LB), and reads go on to the backend. The
+switch is thrown with the same runtime command as any server state: no reload, no map file.
 """
 
 from __future__ import annotations
@@ -22,6 +28,8 @@ from cautious.exceptions import SandboxError
 __all__ = [
     "BACKEND_NAME",
     "FRONTEND_PORT",
+    "READ_ONLY_RETRY_AFTER_S",
+    "READ_ONLY_SWITCH",
     "RUNTIME_PORT",
     "HAProxyRuntime",
     "render_haproxy_config",
@@ -30,6 +38,16 @@ __all__ = [
 BACKEND_NAME = "app"
 FRONTEND_PORT = 8080
 RUNTIME_PORT = 9999
+READ_ONLY_SWITCH = "read_only/on"
+READ_ONLY_RETRY_AFTER_S = 5
+_READ_ONLY_BACKEND, _READ_ONLY_SERVER = READ_ONLY_SWITCH.split("/")
+# One line: HAProxy's configuration has no continuation lines.
+_READ_ONLY_RULE = (
+    "http-request return status 503 content-type application/json "
+    'string "{\\"error\\": \\"read-only\\", \\"status\\": 503}" '
+    f"hdr Retry-After {READ_ONLY_RETRY_AFTER_S} hdr X-Instance read-only "
+    f"if !{{ method GET HEAD OPTIONS }} {{ srv_is_up({READ_ONLY_SWITCH}) }}"
+)
 
 _RETRY_POLL_S = 0.2
 
@@ -67,6 +85,7 @@ global
 {redispatch}{default_server}
 frontend web
     bind :{FRONTEND_PORT}
+    {_READ_ONLY_RULE}
     default_backend {BACKEND_NAME}
 
 backend {BACKEND_NAME}
@@ -74,6 +93,9 @@ backend {BACKEND_NAME}
     option httpchk GET {service.health_path}
     http-check expect status 200
 {servers}
+
+backend {_READ_ONLY_BACKEND}
+    server {_READ_ONLY_SERVER} 127.0.0.1:9 disabled
 """
 
 
@@ -140,6 +162,10 @@ class HAProxyRuntime(LoadBalancer):
         if not 0 <= weight <= 256:
             raise ValueError(f"HAProxy weights go from 0 to 256, not {weight}")
         self._server_command(f"set server {BACKEND_NAME}/{server} weight {weight}")
+
+    def set_read_only(self, on: bool) -> None:
+        """Refuse writes at the LB (503 + Retry-After) or let them through again."""
+        self._server_command(f"set server {READ_ONLY_SWITCH} state {'ready' if on else 'maint'}")
 
     def set_address(self, server: str, ip: str, port: int) -> None:
         """Point a slot at a fresh container without waiting for DNS to notice."""

@@ -3,16 +3,20 @@
 A claim declared in ``cautious.yaml`` (``claims:``) is checked against measured availability.
 Too little data is its own verdict, ``not-enough-data``, never a silent pass: fewer requests
 than ``min_requests`` (sent + missing), or not one full second measured, proves nothing.
+The read-only claims (``read_success_ratio``, ``write_refused_max_s``, ``write_failures``) are
+judged on the reads and writes counted apart; a run without a read-only window has no figures
+for them (``not-enough-data``).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from cautious.config import ClaimsConfig
 from cautious.measure.availability import Availability
+from cautious.measure.readwrite import ReadWriteStats
 from cautious.verdict import Verdict, worst
 
 __all__ = [
@@ -45,13 +49,16 @@ class ClaimResult:
         return asdict(self)
 
 
+M = TypeVar("M")
+
+
 @dataclass(frozen=True)
-class _Rule:
-    """How one ClaimsConfig key is measured, compared and written for people."""
+class _Rule(Generic[M]):
+    """How one ClaimsConfig key is measured (from figures of type M), compared and written."""
 
     label: str
     at_least: bool
-    measure: Callable[[Availability], float | None]
+    measure: Callable[[M], float | None]
     show: Callable[[float], str]
 
 
@@ -71,7 +78,7 @@ def _count(value: float) -> str:
     return f"{value:,.0f}"
 
 
-_RULES: dict[str, _Rule] = {
+_RULES: dict[str, _Rule[Availability]] = {
     "success_ratio": _Rule("success ratio", True, lambda a: a.success_ratio, _percent),
     "longest_error_window_s": _Rule(
         "longest error window", False, lambda a: a.longest_error_window_s, _seconds
@@ -81,11 +88,23 @@ _RULES: dict[str, _Rule] = {
         "failed requests (failed + missing)", False, lambda a: a.failed + a.missing, _count
     ),
 }
+_READ_WRITE_RULES: dict[str, _Rule[ReadWriteStats]] = {
+    "read_success_ratio": _Rule(
+        "reads served (read-only mode)", True, lambda rw: rw.read_success_ratio, _percent
+    ),
+    "write_refused_max_s": _Rule(
+        "writes refused for (read-only mode)", False, lambda rw: rw.write_refused_s, _seconds
+    ),
+    "write_failures": _Rule(
+        "writes failed, not refused by design", False, lambda rw: rw.writes_failed, _count
+    ),
+}
+_ALL_RULES: dict[str, _Rule[Any]] = {**_RULES, **_READ_WRITE_RULES}
 
 
 def claim_label(name: str) -> str:
     """What a claim is called in reports ("success ratio"); unknown names are shown as is."""
-    rule = _RULES.get(name)
+    rule = _ALL_RULES.get(name)
     return rule.label if rule else name
 
 
@@ -93,19 +112,22 @@ def format_figure(name: str, value: float | None) -> str:
     """A measured or claimed figure in the claim's unit ("99.95 %", "1 s", "312.4 ms")."""
     if value is None:
         return "-"
-    rule = _RULES.get(name)
+    rule = _ALL_RULES.get(name)
     return rule.show(value) if rule else f"{value:g}"
 
 
 def format_target(name: str, target: float) -> str:
     """The claim's bound with its direction ("≥ 99.9 %", "≤ 1 s")."""
-    rule = _RULES.get(name)
+    rule = _ALL_RULES.get(name)
     relation = "≥" if rule is not None and rule.at_least else "≤"
     return f"{relation} {format_figure(name, target)}"
 
 
-def evaluate_claims(claims: ClaimsConfig, availability: Availability) -> list[ClaimResult]:
-    """A result for every claim that is set (a claim set to None is not evaluated)."""
+def evaluate_claims(
+    claims: ClaimsConfig, availability: Availability, read_write: ReadWriteStats | None = None
+) -> list[ClaimResult]:
+    """A result for every claim that is set (a claim set to None is not evaluated);
+    ``read_write``: reads and writes counted apart, when the run had a read-only window."""
     total = availability.sent + availability.missing
     shortage: str | None = None
     if availability.seconds == 0:
@@ -120,7 +142,22 @@ def evaluate_claims(claims: ClaimsConfig, availability: Availability) -> list[Cl
         target: float | None = getattr(claims, name)
         if target is None:
             continue
-        results.append(_judge(name, rule, target, availability, shortage))
+        measured = rule.measure(availability)
+        results.append(_judge(name, rule, target, measured, _context(name, availability), shortage))
+    for name, rw_rule in _READ_WRITE_RULES.items():
+        target = getattr(claims, name)
+        if target is None:
+            continue
+        if read_write is None:
+            results.append(_judge(name, rw_rule, target, None, "", "no read-only window ran"))
+            continue
+        context = (
+            f" ({read_write.reads:,} reads, {read_write.writes:,} writes: "
+            f"{read_write.writes_refused:,} refused, {read_write.writes_failed:,} failed)"
+        )
+        results.append(
+            _judge(name, rw_rule, target, rw_rule.measure(read_write), context, shortage)
+        )
     return results
 
 
@@ -130,15 +167,19 @@ def overall_verdict(results: Sequence[ClaimResult]) -> Verdict:
 
 
 def _judge(
-    name: str, rule: _Rule, target: float, availability: Availability, shortage: str | None
+    name: str,
+    rule: _Rule[Any],
+    target: float,
+    measured: float | None,
+    context: str,
+    shortage: str | None,
 ) -> ClaimResult:
-    measured = rule.measure(availability)
     claimed = f"claimed {format_target(name, target)}"
     if shortage is not None or measured is None:
         reason = shortage or "nothing was measured (no request was sent)"
         return ClaimResult(name, target, measured, "not-enough-data", f"{reason}; {claimed}")
     holds = measured >= target if rule.at_least else measured <= target
-    figure = f"measured {rule.show(measured)}{_context(name, availability)}"
+    figure = f"measured {rule.show(measured)}{context}"
     return ClaimResult(
         name,
         target,

@@ -14,12 +14,20 @@ an outage; counted here they are what the mode promised, and the figures that ma
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass
 
 from cautious.measure.requestlog import RequestRecord
+from cautious.rollout.plan import READ_ONLY_OFF_UNDO
+from cautious.rollout.records import StepRecord
 
-__all__ = ["READ_METHODS", "READ_ONLY_INSTANCE", "ReadWriteStats", "read_write_stats"]
+__all__ = [
+    "READ_METHODS",
+    "READ_ONLY_INSTANCE",
+    "ReadWriteStats",
+    "read_only_window",
+    "read_write_stats",
+]
 
 READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 READ_ONLY_INSTANCE = "read-only"
@@ -43,6 +51,29 @@ class ReadWriteStats:
     @property
     def read_success_ratio(self) -> float | None:
         return (self.reads - self.reads_failed) / self.reads if self.reads else None
+
+    def context(self) -> dict[str, int | float | None]:
+        """The figures as a report's context entries (``read_write.reads`` …)."""
+        figures = {**asdict(self), "read_success_ratio": self.read_success_ratio}
+        return {f"read_write.{name}": value for name, value in figures.items()}
+
+
+def read_only_window(steps: Sequence[StepRecord]) -> tuple[float, float] | None:
+    """From read-only mode on to off (or to the rollback's switch-off, or the last step)."""
+    start = end = None
+    for step in steps:
+        switched_on = step.kind == "readonly" and step.facts.get("read_only") is True
+        if switched_on and start is None:
+            start = step.started
+        elif start is not None and (
+            (step.kind == "readonly" and step.facts.get("read_only") is False)
+            or (step.phase == "rollback" and step.name == READ_ONLY_OFF_UNDO)
+        ):
+            end = step.ended or step.started
+    if start is None:
+        return None
+    last = max((step.ended or step.started) for step in steps)
+    return start, end if end is not None else last
 
 
 def read_write_stats(

@@ -22,6 +22,8 @@ from cautious.config import Config
 from cautious.measure.availability import availability_of_logs
 from cautious.measure.claims import ClaimResult, evaluate_claims
 from cautious.measure.load import REQUEST_LOG_NAME, LoadHandle, start_load
+from cautious.measure.readwrite import read_only_window, read_write_stats
+from cautious.measure.requestlog import iter_request_log
 from cautious.report.document import ReportDocument, ReportPaths, build_report, write_report
 from cautious.rollout.runner import RolloutResult
 
@@ -84,7 +86,9 @@ def measured_rollout(
         rollout_start=result.started,
         rollout_end=result.ended,
     )
-    claims = evaluate_claims(config.claims, availability)
+    window = read_only_window(result.steps)
+    read_write = read_write_stats(iter_request_log(run.request_log), window) if window else None
+    claims = evaluate_claims(config.claims, availability, read_write)
     document = build_report(
         command=command,
         availability=availability,
@@ -99,6 +103,7 @@ def measured_rollout(
             "from_digest": result.from_release.digest,
             "to_digest": result.to_release.digest,
             "git_sha": result.to_release.git_sha,
+            **(read_write.context() if read_write else {}),
         },
     )
     return result, _written(document, report_dir, claims)

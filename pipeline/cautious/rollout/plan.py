@@ -12,8 +12,10 @@ from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
 __all__ = [
+    "READ_ONLY_OFF_UNDO",
     "Bake",
     "Plan",
+    "ReadOnly",
     "ReleaseRole",
     "Retire",
     "SetWeights",
@@ -103,7 +105,23 @@ class Bake:
         return f"bake {self.seconds:g} s watching {', '.join(self.watch)}{judged}{decisive}"
 
 
-Step = Retire | Start | Switch | SetWeights | Bake
+READ_ONLY_OFF_UNDO = "read-only mode off"  # the rollback step that undoes ReadOnly(on=True)
+
+
+@dataclass(frozen=True)
+class ReadOnly:
+    """Read-only mode on or off: while on, the LB answers writes 503 + Retry-After itself and
+    the instances keep serving reads, so no data changes while releases are swapped."""
+
+    on: bool
+
+    def describe(self) -> str:
+        if self.on:
+            return "read-only mode on: the load balancer refuses writes (503, Retry-After)"
+        return "read-only mode off: writes go through again"
+
+
+Step = Retire | Start | Switch | SetWeights | Bake | ReadOnly
 
 
 @dataclass(frozen=True)

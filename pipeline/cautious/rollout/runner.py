@@ -28,7 +28,17 @@ from cautious.release import Release
 from cautious.rollout.canary import CanaryGate, CanaryRefused
 from cautious.rollout.journal import Journal, Outcome, RolloutRecord
 from cautious.rollout.operations import Retired, enter_rotation, retire_instance, start_instance
-from cautious.rollout.plan import Bake, Plan, Retire, SetWeights, Start, Step, Switch
+from cautious.rollout.plan import (
+    READ_ONLY_OFF_UNDO,
+    Bake,
+    Plan,
+    ReadOnly,
+    Retire,
+    SetWeights,
+    Start,
+    Step,
+    Switch,
+)
 from cautious.rollout.records import (
     InstanceRecord,
     RolloutSummary,
@@ -288,6 +298,16 @@ class Runner:
                 return self._set_weights(weights, enter, undo)
             case Bake():
                 return self._bake(step)
+            case ReadOnly(on=on):
+                self._read_only(on)
+                if on:
+                    undo.append(_Undo(READ_ONLY_OFF_UNDO, lambda: self._read_only(False)))
+                return {"read_only": on}
+
+    def _read_only(self, on: bool) -> None:
+        """Throw the LB's read-only switch; the timeline shows it in the LB's own lane."""
+        self.runtime.set_read_only(on)
+        self._event("lb", "", "read-only" if on else "read-write")
 
     def _wait_for_other_capacity(self, slots: Sequence[str]) -> None:
         """Refuse to take ``slots`` out while no other instance is UP to take the traffic.

@@ -2,7 +2,8 @@
 
 - ``rolling``: replace instances in place, a batch at a time (batch ≤ max_unavailable);
 - ``stop-and-go``: take every instance out, start them all on the new release — the outage is
-  measured, not hidden;
+  measured, not hidden. With ``read_only``, the old release instead keeps serving reads while
+  the LB refuses writes, the new release starts beside it, traffic switches, writes resume;
 - ``blue-green``: warm a full green set out of rotation, switch the LB, keep blue running until
   the bake ends, then retire it;
 - ``canary``: add canary instances, shift LB weight to them in steps with a judged bake at each,
@@ -15,7 +16,7 @@ from collections.abc import Sequence
 
 from cautious.config import CanaryConfig, RolloutConfig, StrategyName
 from cautious.exceptions import ConfigError
-from cautious.rollout.plan import Bake, Plan, Retire, SetWeights, Start, Step, Switch
+from cautious.rollout.plan import Bake, Plan, ReadOnly, Retire, SetWeights, Start, Step, Switch
 
 __all__ = ["MAX_WEIGHT", "canary_weights", "make_plan"]
 
@@ -40,8 +41,19 @@ def make_plan(
     match strategy:
         case "rolling":
             return Plan(strategy, running, _rolling(running, rollout), running)
-        case "stop-and-go":
+        case "stop-and-go" if rollout.read_only:
+            fresh = _take(free, len(running), "read-only mode needs a free slot per instance")
             steps: tuple[Step, ...] = (
+                ReadOnly(on=True),
+                Start(fresh, in_rotation=False),
+                Switch(into=fresh, out_of=running),
+                ReadOnly(on=False),
+                Bake(rollout.bake_s, fresh),
+                Retire(running),
+            )
+            return Plan(strategy, running, steps, fresh)
+        case "stop-and-go":
+            steps = (
                 Retire(running, keep_serving=False),
                 Start(running),
                 Bake(rollout.bake_s, running),
