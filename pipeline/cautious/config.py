@@ -36,7 +36,10 @@ __all__ = [
     "ClaimsConfig",
     "ClusterConfig",
     "Config",
+    "DependencyConfig",
+    "HookConfig",
     "LbConfig",
+    "LegConfig",
     "LoadConfig",
     "ReleaseConfig",
     "RolloutConfig",
@@ -203,6 +206,51 @@ class LoadConfig(_Section):
         return self
 
 
+class DependencyConfig(_Section):
+    """A backing service (a database, a cache) started once per cluster, before the instances,
+    on the cluster's network under its ``name``; kept across rollouts, since its data is the
+    point."""
+
+    name: str = Field(pattern=_NAME_PATTERN)
+    context: Path | None = Field(None, description="build context (on the base image)")
+    dockerfile: str = "Dockerfile"
+    image: str | None = Field(None, description="an image the engine has, instead of a build")
+    port: int = Field(ge=1, le=65535)
+    env: dict[str, str] = Field(default_factory=dict)
+    ready_command: list[str] = Field(
+        default_factory=list, description="runs inside it until it exits 0 (default: the port)"
+    )
+    ready_timeout_s: float = Field(60.0, gt=0, le=1_800)
+
+    @model_validator(mode="after")
+    def _one_source(self) -> Self:
+        if (self.context is None) == (self.image is None):
+            raise ValueError("give exactly one of context (to build) or image")
+        return self
+
+
+class HookConfig(_Section):
+    """A one-off command of a release image, bounded by its timeout."""
+
+    name: str = Field("hook", pattern=_NAME_PATTERN)
+    command: list[str] = Field(min_length=1)
+    timeout_s: float = Field(300.0, gt=0, le=86_400)
+
+
+class LegConfig(_Section):
+    """One leg of a three-legged plan: hooks before, a rollout to ``release``, hooks after."""
+
+    name: str = Field(pattern=_NAME_PATTERN)
+    release: str
+    strategy: StrategyName | None = None
+    read_only: bool = False
+    before: list[HookConfig] = Field(default_factory=list)
+    after: list[HookConfig] = Field(default_factory=list)
+    check: list[str] | None = Field(
+        None, description="this leg's data check command (default: data_check's)"
+    )
+
+
 class ClaimsConfig(_Section):
     """Availability statements to verify; ``null`` switches one off."""
 
@@ -298,6 +346,9 @@ class Config(_Section):
     load: LoadConfig = Field(default_factory=LoadConfig)
     claims: ClaimsConfig = Field(default_factory=ClaimsConfig)
     ssh: SshConfig = Field(default_factory=SshConfig)
+    dependencies: list[DependencyConfig] = Field(default_factory=list)
+    legs: list[LegConfig] = Field(default_factory=list)
+    data_check: HookConfig | None = None
     state_dir: Path = Path(".cautious")
     reports_dir: Path = Path("reports")
     root: Path = Field(Path("."), exclude=True, description="folder relative paths start from")
@@ -313,6 +364,20 @@ class Config(_Section):
                     f"release name {name!r} must be lowercase letters, digits, '.', '_' or '-'"
                 )
         return releases
+
+    @model_validator(mode="after")
+    def _legs_and_dependencies_are_named(self) -> Self:
+        """A leg deploys a declared release; names of dependencies and legs are unique."""
+        for leg in self.legs:
+            if leg.release not in self.releases:
+                raise ValueError(f"leg {leg.name!r}: release {leg.release!r} is not declared")
+        for what, names in (
+            ("dependency", [item.name for item in self.dependencies]),
+            ("leg", [item.name for item in self.legs]),
+        ):
+            if len(set(names)) != len(names):
+                raise ValueError(f"two of {what} names {names} are the same")
+        return self
 
     def path(self, relative: Path) -> Path:
         """A configured path, resolved against the config file's folder."""
