@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -12,26 +13,39 @@ __all__ = ["LineFollower", "read_json_object", "write_json_atomic"]
 
 
 class LineFollower:
-    """Hands out the whole lines appended to a file since the last call.
+    """Hands out what was appended to a growing file since the last call, whole lines only.
 
     A last line without its newline waits for the next call, so a writer that flushes mid-line
-    is never read in halves. A file that does not exist yet has no lines.
+    is never read in halves; ``hold_back`` lets a reader that knows the format hold back more
+    (a quoted CSV field that spans lines). A file that does not exist yet has nothing. At most
+    ``max_bytes`` are read per call, so a poll never holds a large file in memory at once.
     """
 
-    def __init__(self, path: Path) -> None:
+    def __init__(
+        self,
+        path: Path,
+        *,
+        max_bytes: int = 1 << 20,
+        hold_back: Callable[[bytes], bytes] = lambda whole: whole,
+    ) -> None:
         self.path = path
-        self._offset = 0
+        self.max_bytes = max_bytes
+        self._hold_back = hold_back
+        self.handed_out = 0  # bytes handed out so far: 0 until the first line (a header) came
 
-    def new_lines(self) -> list[str]:
+    def new_bytes(self) -> bytes:
         try:
             with self.path.open("rb") as handle:
-                handle.seek(self._offset)
-                chunk = handle.read()
-        except OSError:
-            return []
-        end = chunk.rfind(b"\n") + 1
-        self._offset += end
-        return chunk[:end].decode("utf-8", errors="replace").splitlines()
+                handle.seek(self.handed_out)
+                chunk = handle.read(self.max_bytes)
+        except FileNotFoundError:
+            return b""
+        whole = self._hold_back(chunk[: chunk.rfind(b"\n") + 1])
+        self.handed_out += len(whole)
+        return whole
+
+    def new_lines(self) -> list[str]:
+        return self.new_bytes().decode("utf-8", errors="replace").splitlines()
 
 
 def read_json_object(path: Path) -> dict[str, Any] | None:

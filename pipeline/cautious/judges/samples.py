@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
+from cautious.files import LineFollower
 from cautious.judges.sequential import ArrayLike, FloatArray, rank_bounds
 from cautious.measure.requestlog import RequestLogError
 
@@ -160,22 +161,14 @@ class _Follower:
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self.offset = 0
+        self._lines = LineFollower(path, max_bytes=_READ_CHUNK, hold_back=_closed_quotes)
         self.columns: dict[str, int] | None = None
 
     def rows(self) -> list[list[str]]:
         try:
-            with self.path.open("rb") as file:
-                file.seek(self.offset)
-                chunk = file.read(_READ_CHUNK)
-        except FileNotFoundError:
-            return []  # load has not started writing yet
+            whole = self._lines.new_bytes()  # nothing before load starts writing
         except OSError as exc:
             raise RequestLogError(f"cannot read the request log {self.path}: {exc}") from None
-        whole = chunk[: chunk.rfind(b"\n") + 1]
-        while whole.count(b'"') % 2:  # a quoted error text with a newline is not finished yet
-            whole = whole[: whole.rfind(b"\n", 0, len(whole) - 1) + 1]
-        self.offset += len(whole)
         rows = list(csv.reader(io.StringIO(whole.decode("utf-8"), newline="")))
         if rows and self.columns is None:
             header = rows.pop(0)
@@ -184,6 +177,13 @@ class _Follower:
                 raise RequestLogError(f"{self.path}: header lacks {', '.join(missing)}")
             self.columns = {name: header.index(name) for name in _COLUMNS}
         return rows
+
+
+def _closed_quotes(whole: bytes) -> bytes:
+    """Whole rows only: a quoted error text with a newline is not finished yet."""
+    while whole.count(b'"') % 2:
+        whole = whole[: whole.rfind(b"\n", 0, len(whole) - 1) + 1]
+    return whole
 
 
 _COLUMNS = ("start", "latency_ms", "status", "error", "instance", "release")

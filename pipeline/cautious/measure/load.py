@@ -292,7 +292,7 @@ class _LogMerger:
 
     def __init__(self, parts: list[Path], merged: Path) -> None:
         self._parts = parts
-        self._offsets = [0] * len(parts)
+        self._followers = [LineFollower(part, max_bytes=_MERGE_CHUNK_BYTES) for part in parts]
         self._header = (",".join(FIELDS) + "\n").encode()
         self._merged = merged.open("wb")  # closed by close(), which the handle always calls
         self._merged.write(self._header)
@@ -330,23 +330,18 @@ class _LogMerger:
     def _copy(self) -> bool:
         """Copy each worker log's new whole lines; True if any were copied."""
         copied = False
-        for i, part in enumerate(self._parts):
-            try:
-                with part.open("rb") as handle:
-                    handle.seek(self._offsets[i])
-                    chunk = handle.read(_MERGE_CHUNK_BYTES)
-            except FileNotFoundError:
-                continue  # the worker has not started logging yet
-            whole = chunk[: chunk.rfind(b"\n") + 1]
+        for follower in self._followers:
+            first = follower.handed_out == 0
+            whole = follower.new_bytes()  # nothing until the worker starts logging
             if not whole:
                 continue
-            if self._offsets[i] == 0:
+            rows = whole
+            if first:
                 header, _, rows = whole.partition(b"\n")
                 if header + b"\n" != self._header:
-                    raise SandboxError(f"{part}: not a request log (header {header[:200]!r})")
-            else:
-                rows = whole
-            self._offsets[i] += len(whole)
+                    raise SandboxError(
+                        f"{follower.path}: not a request log (header {header[:200]!r})"
+                    )
             self._merged.write(rows)
             copied = True
         self._merged.flush()
