@@ -11,21 +11,24 @@ import os
 import re
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Any, Literal, Self
+from typing import Annotated, Any, Literal, Self, get_args
 
-import yaml
 from pydantic import (
+    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
     Field,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
 
+from cautious import redaction
 from cautious.backends.registry import BACKENDS
 from cautious.exceptions import ConfigError
+from cautious.inputs import clip, load_yaml, read_text, shorten
 
 __all__ = [
     "CONFIG_ENV_VAR",
@@ -37,6 +40,8 @@ __all__ = [
     "ClusterConfig",
     "Config",
     "DependencyConfig",
+    "Env",
+    "EnvEntry",
     "HookConfig",
     "LbConfig",
     "LegConfig",
@@ -47,21 +52,87 @@ __all__ = [
     "SshConfig",
     "SshHostConfig",
     "StrategyName",
+    "env_values",
     "find_config_path",
     "load_config",
+    "secret_env",
 ]
 
 CONFIG_ENV_VAR = "CAUTIOUS_CONFIG"
 DEFAULT_CONFIG_NAME = "cautious.yaml"
+MAX_CONFIG_BYTES = 1024 * 1024
+HAPROXY_MAX_TIMEOUT_MS = 2_147_483_647  # HAProxy refuses longer timers ("timer overflow")
 
 StrategyName = Literal["rolling", "stop-and-go", "blue-green", "canary"]
 _NAME_PATTERN = r"^[a-z0-9][a-z0-9-]{0,39}$"
 
 
 class _Section(BaseModel):
-    """Unknown keys are errors (a typo must not silently fall back to a default)."""
+    """Unknown keys are errors (a typo must not silently fall back to a default); numbers are
+    finite; a boolean is never read as a number (pydantic alone takes ``true`` for 1)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _no_booleans_for_numbers(cls, value: object, info: ValidationInfo) -> object:
+        annotation = cls.model_fields[str(info.field_name)].annotation
+        if _holds_bool(value) and not _admits_bool(annotation):
+            raise ValueError("a boolean (true/false, yes/no) is not allowed here")
+        return value
+
+
+def _holds_bool(value: object) -> bool:
+    if isinstance(value, Mapping):
+        return any(_holds_bool(item) for pair in value.items() for item in pair)
+    if isinstance(value, list | tuple):
+        return any(_holds_bool(item) for item in value)
+    return isinstance(value, bool)
+
+
+def _admits_bool(annotation: object) -> bool:
+    """Whether a field's type takes booleans (a nested section checks its own fields)."""
+    if annotation is bool or (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
+        return True
+    return any(_admits_bool(argument) for argument in get_args(annotation))
+
+
+class EnvEntry(_Section):
+    """A variable written with options: ``API_URL: {value: "…", secret: true}``."""
+
+    value: str
+    secret: bool = Field(False, description="hide the value everywhere Cautious writes")
+
+
+def _env_names(env: dict[str, str | EnvEntry]) -> dict[str, str | EnvEntry]:
+    for name in env:
+        if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]{0,127}", name):
+            raise ValueError(
+                f"variable name {shorten(name, 40)} must be letters, digits and '_' "
+                "(not starting with a digit)"
+            )
+    return env
+
+
+# A variable's value, or {value, secret}. Names that look secret (TOKEN, SECRET, PASSWORD, KEY)
+# are secret without the declaration.
+Env = Annotated[dict[str, str | EnvEntry], AfterValidator(_env_names)]
+
+
+def env_values(env: Mapping[str, str | EnvEntry]) -> dict[str, str]:
+    """The variables as the service sees them."""
+    return {
+        name: entry.value if isinstance(entry, EnvEntry) else entry for name, entry in env.items()
+    }
+
+
+def secret_env(env: Mapping[str, str | EnvEntry]) -> dict[str, str]:
+    """The secret variables: declared ``secret: true``, or named like a secret."""
+    return {
+        name: value
+        for name, value in env_values(env).items()
+        if redaction.looks_secret(name) or getattr(env[name], "secret", False)
+    }
 
 
 class ServiceConfig(_Section):
@@ -72,7 +143,7 @@ class ServiceConfig(_Section):
     dockerfile: str = "Dockerfile"
     port: int = Field(8000, ge=1, le=65535)
     health_path: str = Field("/ready", pattern=r"^/")
-    env: dict[str, str] = Field(default_factory=dict)
+    env: Env = Field(default_factory=dict)
     command: list[str] | None = None
     test_command: str | None = None
     base_image: str = "cautious/base:bookworm"
@@ -82,7 +153,7 @@ class ReleaseConfig(_Section):
     """A named release: the service built with this environment overlay."""
 
     description: str = ""
-    env: dict[str, str] = Field(default_factory=dict)
+    env: Env = Field(default_factory=dict)
 
 
 class ClusterConfig(_Section):
@@ -107,9 +178,9 @@ class LbConfig(_Section):
     check_interval_ms: int = Field(500, ge=100, le=60_000)
     rise: int = Field(2, ge=1, le=10)
     fall: int = Field(2, ge=1, le=10)
-    timeout_connect_ms: int = Field(2_000, ge=100)
-    timeout_client_ms: int = Field(30_000, ge=100)
-    timeout_server_ms: int = Field(30_000, ge=100)
+    timeout_connect_ms: int = Field(2_000, ge=100, le=HAPROXY_MAX_TIMEOUT_MS)
+    timeout_client_ms: int = Field(30_000, ge=100, le=HAPROXY_MAX_TIMEOUT_MS)
+    timeout_server_ms: int = Field(30_000, ge=100, le=HAPROXY_MAX_TIMEOUT_MS)
     retries: int = Field(1, ge=0, le=5)
     redispatch: bool = True
 
@@ -118,8 +189,8 @@ class RolloutConfig(_Section):
     """How a rollout moves the cluster, and the deadlines of its gates."""
 
     strategy: StrategyName = "rolling"
-    batch_size: int = Field(1, ge=1)
-    max_unavailable: int = Field(1, ge=1)
+    batch_size: int = Field(1, ge=1, le=64)
+    max_unavailable: int = Field(1, ge=1, le=64)
     drain_timeout_s: float = Field(10.0, gt=0, le=600)
     ready_timeout_s: float = Field(30.0, gt=0, le=1_800)
     stop_grace_s: float = Field(10.0, ge=0, le=600)
@@ -128,11 +199,11 @@ class RolloutConfig(_Section):
     read_only: bool = Field(
         False, description="stop-and-go: the LB refuses writes while the old release serves reads"
     )
-    canary_instances: int = Field(1, ge=1)
+    canary_instances: int = Field(1, ge=1, le=64)
     canary_steps: list[int] = Field(default_factory=lambda: [5, 25, 50, 100])
     # A hard ceiling on the canary's error ratio, whatever the judge says (the judge decides).
     canary_max_error_ratio: float = Field(0.2, ge=0, le=1)
-    canary_min_requests: int = Field(30, ge=1)
+    canary_min_requests: int = Field(30, ge=1, le=10_000_000)
 
     @field_validator("canary_steps")
     @classmethod
@@ -255,16 +326,16 @@ class ClaimsConfig(_Section):
     """Availability statements to verify; ``null`` switches one off."""
 
     success_ratio: float | None = Field(0.999, ge=0, le=1)
-    longest_error_window_s: float | None = Field(1.0, ge=0)
-    p99_ms: float | None = Field(300.0, gt=0)
-    failed_requests: int | None = Field(None, ge=0)
+    longest_error_window_s: float | None = Field(1.0, ge=0, le=86_400)
+    p99_ms: float | None = Field(300.0, gt=0, le=3_600_000)
+    failed_requests: int | None = Field(None, ge=0, le=10**12)
     # read-only mode: reads served, and how long writes were refused (by design)
     read_success_ratio: float | None = Field(None, ge=0, le=1)
     write_refused_max_s: float | None = Field(None, ge=0, le=86_400)
     write_failures: int | None = Field(
         None, ge=0, le=10**12, description="writes that failed other than refused by design"
     )
-    min_requests: int = Field(100, ge=1)
+    min_requests: int = Field(100, ge=1, le=10**12)
 
 
 # The ssh backend's supervisor commands by default: systemd template units, one unit per
@@ -361,9 +432,25 @@ class Config(_Section):
         for name in releases:
             if not re.fullmatch(r"[a-z0-9][a-z0-9._-]{0,63}", name):
                 raise ValueError(
-                    f"release name {name!r} must be lowercase letters, digits, '.', '_' or '-'"
+                    f"release name {shorten(name, 40)} must be up to 64 lowercase letters, "
+                    "digits, '.', '_' or '-'"
                 )
         return releases
+
+    @model_validator(mode="after")
+    def _remember_secrets(self) -> Self:
+        """From here on, this configuration's secret values are redacted wherever written."""
+        for _, env in self._environments():
+            redaction.remember(secret_env(env).values())
+        return self
+
+    def _environments(self) -> list[tuple[tuple[str | int, ...], Mapping[str, str | EnvEntry]]]:
+        """Every environment the configuration declares, with where it sits in a dump."""
+        return [
+            (("service",), self.service.env),
+            *((("releases", name), item.env) for name, item in self.releases.items()),
+            *((("dependencies", index), item.env) for index, item in enumerate(self.dependencies)),
+        ]
 
     @model_validator(mode="after")
     def _legs_and_dependencies_are_named(self) -> Self:
@@ -388,30 +475,49 @@ class Config(_Section):
         try:
             return self.releases[name]
         except KeyError:
-            known = ", ".join(sorted(self.releases)) or "none declared"
+            known = clip(", ".join(sorted(self.releases)) or "none declared", 120)
             raise ConfigError(
-                f"release {name!r} is not declared under 'releases' (known: {known})"
+                f"release {shorten(name)} is not declared under 'releases' (known: {known})"
             ) from None
 
     def release_env(self, name: str) -> dict[str, str]:
         """The environment a release runs with: service env, then the release's overlay."""
-        return {**self.service.env, **self.release(name).env}
+        return {**env_values(self.service.env), **env_values(self.release(name).env)}
+
+    def public_dump(self) -> dict[str, Any]:
+        """The effective configuration as plain data, every secret variable's value masked."""
+        dumped = self.model_dump(mode="json")
+        for where, env in self._environments():
+            section: Any = dumped
+            for part in where:
+                section = section[part]
+            for name in secret_env(env):
+                entry = section["env"][name]
+                if isinstance(entry, dict):
+                    entry["value"] = redaction.REDACTED
+                else:
+                    section["env"][name] = redaction.REDACTED
+        return redaction.redact_data(dumped)
 
 
 def find_config_path(explicit: str | os.PathLike[str] | None = None) -> Path:
     """``--config`` first, then ``$CAUTIOUS_CONFIG``, then ``./cautious.yaml``."""
+    if explicit is not None and not os.fspath(explicit).strip():
+        raise ConfigError(f"--config takes the path of a file, not {shorten(explicit)}")
     if explicit:
         chosen, origin = Path(explicit), "--config"
     elif os.environ.get(CONFIG_ENV_VAR):
         chosen, origin = Path(os.environ[CONFIG_ENV_VAR]), CONFIG_ENV_VAR
     else:
         chosen, origin = Path(DEFAULT_CONFIG_NAME), "the current folder"
-    if not chosen.is_file():
+    if "\x00" in str(chosen):
+        raise ConfigError(f"{origin}: {shorten(str(chosen))} is not a path (it holds a NUL)")
+    if not os.path.lexists(chosen):
         raise ConfigError(
-            f"no configuration file at {chosen} (from {origin}); "
+            f"no configuration file at {clip(str(chosen), 80)} (from {origin}); "
             f"create {DEFAULT_CONFIG_NAME} or point --config / {CONFIG_ENV_VAR} at one"
         )
-    return chosen.resolve()
+    return chosen.resolve()  # what is there, a folder or a FIFO, is for read_text to refuse
 
 
 def load_config(
@@ -421,34 +527,51 @@ def load_config(
     """Read, merge flag overrides (dotted keys, ``None`` = not given) and validate.
 
     Overrides are merged into the raw document *before* validation, so a bad flag is reported
-    with the same key path as a bad line in the file.
+    with the same key path as a bad line in the file. Secret-looking variables of the process
+    environment (a CI token) are redacted from here on, like the configuration's own secrets.
     """
+    redaction.remember_environment(os.environ)
     config_path = find_config_path(path)
     raw = _read_yaml(config_path)
     flags = {key: value for key, value in (overrides or {}).items() if value is not None}
     for dotted, value in flags.items():
         _set_dotted(raw, dotted, value)
+    nul = _first_nul(raw)
+    if nul is not None:
+        origin = "command line" if nul in flags else clip(str(config_path), 80)
+        raise ConfigError(f"{origin}: {nul} holds a NUL character, which no value may contain")
     raw["root"] = str(config_path.parent)
     try:
         return Config.model_validate(raw)
     except ValidationError as exc:
-        raise ConfigError(_describe(exc, config_path, flags)) from None
+        raise ConfigError(_describe(exc, config_path, flags, raw)) from None
 
 
 def _read_yaml(path: Path) -> dict[str, Any]:
-    try:
-        document = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"{path}:{mark.line + 1}" if mark else str(path)
-        raise ConfigError(f"{where}: not valid YAML ({getattr(exc, 'problem', exc)})") from None
+    shown = clip(str(path), 80)
+    document = load_yaml(read_text(path, "the configuration", MAX_CONFIG_BYTES), shown)
     if document is None:
         return {}
     if not isinstance(document, dict):
-        raise ConfigError(f"{path}: the top level must be a mapping of sections, not a value")
+        raise ConfigError(f"{shown}: the top level must be a mapping of sections, not a value")
     if "root" in document:
-        raise ConfigError(f"{path}: 'root' is not a configuration key; remove it")
+        raise ConfigError(f"{shown}: 'root' is not a configuration key; remove it")
     return document
+
+
+def _first_nul(raw: Mapping[str, Any]) -> str | None:
+    """The key path of the first key or text holding a NUL (no program argument can)."""
+    pending: list[tuple[str, Any]] = [("", raw)]
+    while pending:
+        where, node = pending.pop()
+        if not isinstance(node, Mapping | list):
+            continue
+        for key, value in node.items() if isinstance(node, Mapping) else enumerate(node):
+            path = f"{where}.{key}".lstrip(".")
+            if "\x00" in str(key) or (isinstance(value, str) and "\x00" in value):
+                return clip(path, 80)
+            pending.append((path, value))
+    return None
 
 
 def _set_dotted(raw: dict[str, Any], dotted: str, value: Any) -> None:
@@ -463,33 +586,80 @@ def _set_dotted(raw: dict[str, Any], dotted: str, value: Any) -> None:
     node[leaf] = value
 
 
-def _describe(exc: ValidationError, path: Path, flags: Mapping[str, Any]) -> str:
+def _describe(
+    exc: ValidationError, path: Path, flags: Mapping[str, Any], raw: Mapping[str, Any]
+) -> str:
     """One line: where, which key, which value, what is allowed (and how many more errors)."""
-    first = exc.errors()[0]
-    key = ".".join(str(part) for part in first["loc"])
-    origin = "command line" if key in flags else str(path)
+    every = exc.errors()
+    errors = [error for error in every if not _union_string_miss(error, every)]
+    first = errors[0]
+    loc = _plain_loc(first["loc"])
+    key = clip(".".join(str(part) for part in loc), 80)
+    origin = "command line" if key in flags else clip(str(path), 80)
     if first["type"] == "extra_forbidden":
-        allowed = _allowed_keys(first["loc"][:-1])
-        message = f"{origin}: unknown key {key!r}; allowed here: {', '.join(allowed)}"
+        allowed = clip(", ".join(_allowed_keys(loc[:-1])), 120)
+        message = f"{origin}: unknown key {key!r}; allowed here: {allowed}"
     else:
         value = first.get("input")
-        message = f"{origin}: {key} = {value!r} is not allowed: {first['msg']}"
-    more = len(exc.errors()) - 1
+        shown = redaction.REDACTED if _is_secret_at(loc, raw) else shorten(value)
+        reason = clip(first["msg"].removeprefix("Value error, "), 120)
+        message = f"{origin}: {key} = {shown} is not allowed: {reason}"
+    more = len(errors) - 1
     return message + (f" (and {more} more error{'s' if more > 1 else ''})" if more else "")
+
+
+_UNION_TAGS = {"str", "int", "float", "bool", "EnvEntry"}
+
+
+def _union_string_miss(error: Any, errors: list[Any]) -> bool:
+    """``{value: …}`` given for ``str | EnvEntry``: the str branch's miss is noise when the
+    EnvEntry branch has its own, more telling error."""
+    loc = error["loc"]
+    return (
+        loc[-1:] == ("str",)
+        and isinstance(error["input"], Mapping)
+        and any(other["loc"][: len(loc) - 1] == loc[:-1] for other in errors if other != error)
+    )
+
+
+def _plain_loc(loc: tuple[int | str, ...]) -> tuple[int | str, ...]:
+    """An error's key path without pydantic's names of the union member that was tried."""
+    return tuple(part for part in loc if part not in _UNION_TAGS)
+
+
+def _is_secret_at(loc: tuple[int | str, ...], raw: Mapping[str, Any]) -> bool:
+    """Whether the value at ``loc`` is an env variable's that is, or may be, secret."""
+    if "env" not in loc or loc.index("env") + 1 >= len(loc):
+        return False
+    at = loc.index("env")
+    node: Any = raw
+    for part in loc[: at + 2]:
+        node = node.get(part) if isinstance(node, Mapping) else None
+    return redaction.looks_secret(str(loc[at + 1])) or isinstance(node, Mapping)
 
 
 def _allowed_keys(loc: tuple[int | str, ...]) -> list[str]:
     """The keys a section accepts, found by walking the schema along the error's path."""
     model: type[BaseModel] = Config
-    parts = [str(part) for part in loc]
+    parts = list(loc)
     while parts:
-        part = parts.pop(0)
-        if model is Config and part == "releases":
-            parts = parts[1:]  # skip the release's own name
-            model = ReleaseConfig
-            continue
-        annotation = model.model_fields[part].annotation
-        if not (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
+        field = model.model_fields.get(str(parts.pop(0)))
+        found = _section_in(field.annotation) if field is not None else None
+        if found is None:
             return []
-        model = annotation
+        model, contained = found
+        if contained:
+            parts = parts[1:]  # the list index, or the mapping key (a release's name)
     return sorted(name for name in model.model_fields if name != "root")
+
+
+def _section_in(annotation: object) -> tuple[type[BaseModel], bool] | None:
+    """The section type a field holds, and whether it sits in a list or a mapping."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation, False
+    for argument in get_args(annotation):
+        found = _section_in(argument)
+        if found is not None:
+            origin = getattr(annotation, "__origin__", None)
+            return found[0], found[1] or origin in (list, dict)
+    return None

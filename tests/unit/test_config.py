@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -107,3 +108,82 @@ def test_an_undeclared_release_lists_the_known_ones(tmp_path: Path) -> None:
     config = load_config(write(tmp_path, "releases: {v1: {}, v2: {}}\n"))
     with pytest.raises(ConfigError, match="known: v1, v2"):
         config.release("v3")
+
+
+def refusal(tmp_path: Path, text: str, overrides: dict[str, object] | None = None) -> str:
+    """The one line a configuration is refused with."""
+    with pytest.raises(ConfigError) as error:
+        load_config(write(tmp_path, text), overrides)
+    message = str(error.value)
+    assert "\n" not in message and len(message) <= 300
+    return message
+
+
+@pytest.mark.parametrize(
+    ("text", "problem"),
+    [
+        ("cluster: {instances: true}\n", "cluster.instances = True is not allowed: a boolean"),
+        ("rollout: {canary_steps: [yes, 100]}\n", "rollout.canary_steps = [True, 100]"),
+        (
+            "claims: {p99_ms: .inf}\n",
+            "claims.p99_ms = inf is not allowed: Input should be",
+        ),
+        ("claims: {success_ratio: .nan}\n", "claims.success_ratio = nan is not allowed"),
+        ("lb: {timeout_client_ms: 2147483648}\n", "less than or equal to 2147483647"),
+        ("cluster: {instances: 2}\ncluster: {instances: 3}\n", "duplicate key 'cluster'"),
+        ("a: &a [1, 2]\nb: *a\n", "aliases (*name) are not accepted"),
+        ('service: {context: "a\\0b"}\n', "service.context holds a NUL character"),
+        ("service: {env: {'A B': x}}\n", "variable name 'A B' must be letters, digits and '_'"),
+        ("releases: {'../../etc': {}}\n", "release name '../../etc' must be up to 64 lowercase"),
+        ("cluster: {instances: " + "9" * 400 + "}\n", "cluster.instances = 9999"),
+        (
+            "ssh: {hosts: [{address: a, nope: 1}]}\n",
+            "unknown key 'ssh.hosts.0.nope'; allowed",
+        ),
+        ("- a list\n", "the top level must be a mapping of sections"),
+    ],
+)
+def test_every_family_of_bad_value_is_one_line_naming_key_value_and_rule(
+    tmp_path: Path, text: str, problem: str
+) -> None:
+    assert problem in refusal(tmp_path, text)
+
+
+def test_an_empty_config_flag_does_not_fall_back_to_another_file(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="--config takes the path of a file, not ''"):
+        load_config("")
+
+
+def test_a_fifo_given_as_the_config_is_refused_without_hanging(tmp_path: Path) -> None:
+    fifo = tmp_path / "cautious.yaml"
+    os.mkfifo(fifo)
+    with pytest.raises(ConfigError, match="is a FIFO, not a regular file"):
+        load_config(fifo)
+
+
+def test_a_secret_looking_variable_is_never_shown_in_an_error(tmp_path: Path) -> None:
+    message = refusal(tmp_path, "service: {env: {API_TOKEN: 123456789}}\n")
+    assert "service.env.API_TOKEN = [redacted]" in message
+    assert "123456789" not in message
+
+
+def test_a_variable_may_be_declared_secret_and_still_reaches_the_service(tmp_path: Path) -> None:
+    text = "service: {env: {DB_URL: {value: postgres://u:pw@db/x, secret: true}, PLAIN: a}}\n"
+    config = load_config(write(tmp_path, text + "releases: {v1: {}}\n"))
+    assert config.release_env("v1") == {"DB_URL": "postgres://u:pw@db/x", "PLAIN": "a"}
+
+
+def test_the_public_dump_masks_every_secret_value_and_keeps_the_rest(tmp_path: Path) -> None:
+    text = (
+        "service: {env: {DB_URL: {value: planted-dump-url, secret: true}, PLAIN: visible}}\n"
+        "releases: {v1: {env: {API_TOKEN: planted-dump-token}}}\n"
+        "dependencies: [{name: db, image: pg, port: 5432, env: {PG_PASSWORD: planted-pg-pw}}]\n"
+    )
+    dumped = load_config(write(tmp_path, text)).public_dump()
+    assert dumped["service"]["env"] == {
+        "DB_URL": {"value": "[redacted]", "secret": True},
+        "PLAIN": "visible",
+    }
+    assert dumped["releases"]["v1"]["env"] == {"API_TOKEN": "[redacted]"}
+    assert dumped["dependencies"][0]["env"] == {"PG_PASSWORD": "[redacted]"}
+    assert "planted" not in str(dumped)
