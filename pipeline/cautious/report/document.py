@@ -41,7 +41,7 @@ __all__ = [
 ]
 
 SCHEMA_VERSION = 1
-REPORT_NAME = "report.json"
+_REPORT_NAME = "report.json"
 
 ContextValue = str | int | float | bool | None
 
@@ -156,7 +156,7 @@ def write_report(document: ReportDocument, out_dir: str | os.PathLike[str]) -> R
         ensure_ascii=False,
         allow_nan=False,
     )
-    target = folder / REPORT_NAME
+    target = folder / _REPORT_NAME
     target.write_text(text + "\n", encoding="utf-8")
     return _render(json.loads(text), target)
 
@@ -166,7 +166,7 @@ def read_report(path: str | os.PathLike[str]) -> tuple[dict[str, Any], Path]:
     readable report of this schema version is a :class:`UsageError`."""
     source = Path(path)
     if source.is_dir():
-        source = source / REPORT_NAME
+        source = source / _REPORT_NAME
     try:
         report = json.loads(source.read_text(encoding="utf-8"))
     except OSError as exc:
