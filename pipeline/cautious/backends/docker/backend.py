@@ -112,6 +112,8 @@ class DockerBackend:
         self.say = say
         self.network_name = f"cautious-{self.cluster}"
         self.netem_supported: bool | None = None  # found out by the first latency fault
+        # where each instance started here answers: readiness polls then cost no engine call
+        self._local_urls: dict[str, str] = {}
         self._cluster_label = f"{LABEL_PREFIX}cluster={self.cluster}"
 
     # -- releases ----------------------------------------------------------------------------
@@ -160,7 +162,10 @@ class DockerBackend:
             raise SandboxError(
                 f"could not start {spec.slot} on {spec.release.label}: {exc.explanation or exc}"
             ) from None
-        return self._describe(self._wait_for_port(container, spec.port))
+        started = self._describe(self._wait_for_port(container, spec.port))
+        if started.local_url:
+            self._local_urls[spec.slot] = started.local_url
+        return started
 
     def _wait_for_port(self, container: Container, port: int) -> Container:
         """The published port shows up a moment after the start; poll for it (bounded)."""
@@ -174,6 +179,7 @@ class DockerBackend:
             time.sleep(0.05)
 
     def stop(self, name: str, grace_s: float, *, remove: bool = True) -> None:
+        self._local_urls.pop(name, None)
         container = self.find(self._container_name(name))
         if container is None:
             return
@@ -227,7 +233,7 @@ class DockerBackend:
         return raw.decode(errors="replace")
 
     def probe(self, name: str, path: str, *, timeout_s: float) -> int:
-        url = self.instance(name).local_url
+        url = self._local_urls.get(name) or self.instance(name).local_url
         return probe(url + path, timeout_s=timeout_s) if url else 0
 
     # -- faults ------------------------------------------------------------------------------
@@ -245,6 +251,7 @@ class DockerBackend:
             time.sleep(self.pace.ready_poll_s)
 
     def restart(self, name: str, grace_s: float) -> None:
+        self._local_urls.pop(name, None)  # a restarted container may publish another port
         self.instance_container(name).restart(timeout=max(0, round(grace_s)))
 
     def pause(self, name: str) -> None:
@@ -395,6 +402,7 @@ class DockerBackend:
     # -- teardown ----------------------------------------------------------------------------
 
     def teardown(self) -> list[str]:
+        self._local_urls.clear()
         containers = self.client.containers.list(all=True, filters={"label": self._cluster_label})
 
         def remove(container: Container) -> str | None:
