@@ -107,3 +107,38 @@ def test_load_workers_out_of_range_is_bad_input(workers: str) -> None:
         tasks.load(MockContext(), url="http://127.0.0.1:9", workers=workers, config=REPO_CONFIG)
     assert error.value.code == 2
     assert "load.workers" in str(error.value.message)
+
+
+def test_a_dry_run_refuses_a_release_name_that_is_not_declared() -> None:
+    with pytest.raises(Exit) as error:
+        tasks.deploy(MockContext(), release="../../etc/passwd", dry_run=True, config=REPO_CONFIG)
+    assert error.value.code == 2
+    assert "release '../../etc/passwd' is not declared" in str(error.value.message)
+
+
+@pytest.mark.parametrize("duration", ["nan", "1e12", "inf", "0"])
+def test_load_refuses_a_duration_that_is_not_1_s_to_a_day_and_writes_nothing(
+    duration: str, tmp_path: Path
+) -> None:
+    with pytest.raises(Exit) as error:
+        tasks.load(
+            MockContext(),
+            url="http://127.0.0.1:9",
+            duration=duration,
+            report_dir=str(tmp_path / "report"),
+            config=REPO_CONFIG,
+        )
+    assert error.value.code == 2
+    assert "--duration takes a number from 1 to 86400 s" in str(error.value.message)
+    assert not (tmp_path / "report").exists()
+
+
+def test_config_prints_secret_values_masked(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "cautious.yaml"
+    path.write_text("service: {env: {API_TOKEN: planted-config-token, PLAIN: shown}}\n")
+    tasks.config(MockContext(), config=str(path))
+    printed = capsys.readouterr().out
+    assert "planted-config-token" not in printed
+    assert "API_TOKEN: '[redacted]'" in printed and "PLAIN: shown" in printed

@@ -30,6 +30,7 @@ from cautious.cluster.sandbox import Sandbox, SandboxStatus
 from cautious.config import Config, load_config
 from cautious.deploy import DeployPipeline, Prepared, RolloutHook
 from cautious.exceptions import ConfigError, SandboxError, UsageError
+from cautious.inputs import finite_number, shorten
 from cautious.legged import deploy_legs, legs_of
 from cautious.measure.claims import claim_label, format_figure, format_target
 from cautious.measure.load import MAX_WORKERS
@@ -48,6 +49,7 @@ __all__ = ["ns"]
 
 
 PYTEST_NO_TESTS = 5
+_MAX_LOAD_S = 86_400
 
 
 def _whole_number(flag: str, value: str | int | None) -> int | None:
@@ -57,7 +59,7 @@ def _whole_number(flag: str, value: str | int | None) -> int | None:
     try:
         return int(value)
     except ValueError:
-        raise ConfigError(f"{flag} takes a whole number, not {value!r}") from None
+        raise ConfigError(f"{flag} takes a whole number, not {shorten(value)}") from None
 
 
 def _load(config: str | None, **overrides: Any) -> Config:
@@ -122,7 +124,7 @@ def config(c: Context, config: str | None = None) -> None:
     """Print the effective configuration (file, then flags) as YAML."""
     import yaml
 
-    effective = _load(config).model_dump(mode="json")
+    effective = _load(config).public_dump()
     print(yaml.safe_dump(effective, sort_keys=False), end="")
 
 
@@ -223,6 +225,8 @@ def deploy(
 ) -> None:
     """test → build → rollout under load → claims → report. Exit 1 on a failed claim or rollback."""
     cfg = _load(config, **{"rollout.strategy": strategy}, **_claim_overrides(claim))
+    if release is not None:
+        cfg.release(release)  # an undeclared name is bad input, for a dry run too
     if plan_ is not None:
         _three_legged(cfg, plan_, dry_run=dry_run, report_dir=report_dir)
         return
@@ -304,9 +308,7 @@ def load(
     """Load any loopback URL, measure availability, judge the claims, write the report."""
     numbers = {"load.rate": _number("--rate", rate), "load.workers": _number("--workers", workers)}
     cfg = _load(config, **numbers, **_claim_overrides(claim))
-    seconds = _number("--duration", duration)
-    if seconds is None or seconds <= 0:
-        raise ConfigError(f"--duration takes a positive number of seconds, not {duration!r}")
+    seconds = finite_number("--duration", duration, low=1, high=_MAX_LOAD_S, unit=" s")
     target = url or Sandbox(cfg, say=_say).status().lb_url
     if target is None:
         raise ConfigError("no --url given and the sandbox is not running; pass --url")
@@ -413,7 +415,9 @@ def _claim_overrides(claims: list[str] | None) -> dict[str, Any]:
     for item in claims or []:
         name, separator, value = item.partition("=")
         if not separator or not name:
-            raise ConfigError(f"--claim takes NAME=VALUE (e.g. success_ratio=0.999), not {item!r}")
+            raise ConfigError(
+                f"--claim takes NAME=VALUE (e.g. success_ratio=0.999), not {shorten(item)}"
+            )
         overrides[f"claims.{name.strip()}"] = value.strip()
     return overrides
 
@@ -424,7 +428,7 @@ def _number(flag: str, value: str | None) -> float | None:
     try:
         return float(value)
     except ValueError:
-        raise ConfigError(f"{flag} takes a number, not {value!r}") from None
+        raise ConfigError(f"{flag} takes a number, not {shorten(value)}") from None
 
 
 def _verdict(measured: Measured) -> None:
