@@ -46,9 +46,12 @@ ROLLOUT = {
     "ready_timeout_s": 15,
     "drain_timeout_s": 5,
     "stop_grace_s": 5,
-    "canary_steps": [25, 100],
+    "canary_steps": [50, 100],
     "canary_min_requests": 5,
 }
+# The canary judge rules out a 10-point error regression: enough for a test that proves the
+# backend, and few enough requests for the request loop on a loaded two-core machine.
+CANARY = {"detect": {"error_ratio": 0.1, "p99": None}, "bake_s": 5, "max_extension_s": 120}
 
 
 @pytest.fixture(scope="module")
@@ -56,9 +59,10 @@ def config_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return cluster_config(
         tmp_path_factory.mktemp("ssh"),
         cluster={"backend": "ssh-sandbox", "instances": 6},
-        ssh={"sandbox_hosts": 3, "restart_command": RESTART},
+        ssh={"sandbox_hosts": 3, "restart_command": RESTART, "connect_timeout_s": 20},
         service={"test_command": "true"},
         rollout=ROLLOUT,
+        canary=CANARY,
         releases=RELEASES,
     )
 
