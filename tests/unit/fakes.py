@@ -43,14 +43,16 @@ CANARY = {"bake_s": 0.03, "max_extension_s": 0.5}
 TRAFFIC_PER_S = 50_000.0  # simulated: requests cost microseconds, so bakes see plenty
 
 
-def fake_config(tmp_path: Path, *, instances: int = 4, **rollout: Any) -> Config:
+def fake_config(
+    tmp_path: Path, *, instances: int = 4, canary: dict[str, Any] | None = None, **rollout: Any
+) -> Config:
     releases = ["v0", "v1", "v2", *BEHAVIOURS]
     return Config.model_validate(
         {
             "releases": {name: {} for name in releases},
             "cluster": {"name": "unit", "instances": instances},
             "rollout": {**ROLLOUT, **rollout},
-            "canary": CANARY,
+            "canary": {**CANARY, **(canary or {})},
             "state_dir": str(tmp_path / "state"),
             "reports_dir": str(tmp_path / "reports"),
         }
@@ -105,16 +107,21 @@ class FakeCluster:
 
 
 def fake_cluster(
-    tmp_path: Path, *, up: str | None = "v1", traffic_per_s: float = TRAFFIC_PER_S, **rollout: Any
+    tmp_path: Path,
+    *,
+    up: str | None = "v1",
+    traffic_per_s: float = TRAFFIC_PER_S,
+    canary: dict[str, Any] | None = None,
+    **rollout: Any,
 ) -> FakeCluster:
     """A fake cluster of four instances, up on release ``up`` (``None``: nothing running)."""
-    config = fake_config(tmp_path, **rollout)
+    config = fake_config(tmp_path, canary=canary, **rollout)
     said: list[str] = []
     backend = FakeBackend(
         config, say=said.append, behaviours=BEHAVIOURS, traffic_per_s=traffic_per_s
     )
     sandbox = Sandbox(config, backend, say=said.append)
-    journal = Journal(config.path(config.state_dir), config.cluster.name)
+    journal = Journal.of(config, backend)
     if up is not None:
         sandbox.up(config.cluster.instances, up)
     return FakeCluster(config, backend, sandbox, journal, said)

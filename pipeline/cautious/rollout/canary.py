@@ -152,11 +152,9 @@ class CanaryGate:
                 if now >= settled and (not step.extend_s or judged.verdict == "pass"):
                     return self._facts(step, judged, now - began, first_look)
                 if now >= bound:
-                    more = judged.more_requests
-                    needed = f"; ~{more:,} more canary requests needed" if more else ""
                     raise CanaryRefused(
                         f"canary: not enough data to promote after {now - began:.0f} s "
-                        f"({_undecided(judged)}){needed}",
+                        f"({_undecided(judged)})",
                         "not-enough-data",
                         self._facts(step, judged, now - began, first_look),
                     )
