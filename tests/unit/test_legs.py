@@ -114,3 +114,17 @@ def test_a_leg_describes_itself_for_a_dry_run() -> None:
     ).describe()
     assert lines[0] == "leg contract: configured rollout in read-only mode to v2"
     assert lines[-1] == "  after   drop: `hooks.py contract` (at most 60 s)"
+
+
+def test_a_leg_whose_claims_fail_after_its_rollout_is_rolled_back() -> None:
+    class ClaimsFail(World):
+        def roll_out(self, leg: Leg) -> LegRollout:
+            done = super().roll_out(leg)
+            if leg.name != "migrate":
+                return done
+            return LegRollout(done.rollout_id, False, "claims: p99 above 1 s", "fail", True)
+
+    world = ClaimsFail()
+    result = run_legs(LEGS, world, say=lambda _: None)
+    assert [leg.state for leg in result.legs] == ["succeeded", "rolled-back", "skipped"]
+    assert world.running == "v2-expand" and world.events[-1] == "roll back to v2-expand"

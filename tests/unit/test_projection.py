@@ -3,9 +3,16 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import pytest
-from cautious.measure.projection import DeployFigures, project
+from cautious.measure.projection import (
+    MEASURED_NOTE,
+    DeployFigures,
+    figures_from_journal,
+    project,
+)
+from cautious.rollout.journal import Journal
 
 # Four measured deploys at 100 req/s (2,000 requests over 20 s each).
 FIGURES = [
@@ -73,3 +80,17 @@ def test_figures_round_trip_through_their_journaled_form() -> None:
     figures = DeployFigures.from_dict(record)
     assert figures == DeployFigures("x", 3, 4, 5, 6.5, 7.0)
     assert figures.lost_s == pytest.approx(4 * 6.5 / 5)
+
+
+def test_the_projection_of_a_journal_matches_the_hand_calculation(tmp_path: Path) -> None:
+    journal = Journal(tmp_path, "unit")
+    for figures in FIGURES:
+        journal.note(MEASURED_NOTE, **figures.to_dict())
+    journal.note("leg-end", leg="expand")  # other records are not measurements
+    read = figures_from_journal(journal)
+    assert read == FIGURES
+    year = project(read, 10, slo=0.999).period("year")
+    # by hand: 3,650 deploys × mean 1 error second; ± 3.182 × 0.8165 × √(3,650²/4 + 3,650)
+    assert year.downtime_s.expected == pytest.approx(3_650)
+    assert year.downtime_s.high == pytest.approx(3_650 + 4_744.8, rel=1e-4)
+    assert year.failed_requests.expected == pytest.approx(273_750)  # 3,650 × 75

@@ -401,6 +401,7 @@ def _measuring(pipeline: DeployPipeline, folder: Path, command: str) -> _Measuri
             ),
             command=command,
             progress=_progress,
+            journal=pipeline.journal,
         )
         if not result.succeeded and _live:
             _live[-1].failed_as = result.outcome  # the stage must not print ✓

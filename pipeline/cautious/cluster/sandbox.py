@@ -13,9 +13,10 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from cautious.backends import Backend, Instance, InstanceSpec, LbEndpoint, make_backend
+from cautious.backends.dependencies import DependencySpec, StatefulBackend
 from cautious.cluster.balancer import LoadBalancer
 from cautious.cluster.lb import render_haproxy_config
-from cautious.config import Config, env_values
+from cautious.config import Config, DependencyConfig, env_values
 from cautious.exceptions import ConfigError, SandboxError, UsageError
 from cautious.release import Release, git_revision
 from cautious.rollout.operations import retire_instance, start_instance
@@ -94,6 +95,32 @@ class Sandbox:
         config_text = render_haproxy_config(self.config, self.backend.lb_addressing())
         return self.backend.ensure_lb(config_text)
 
+    def stateful_backend(self) -> StatefulBackend:
+        """The backend, as one that runs dependencies and one-off commands (or bad input)."""
+        if not isinstance(self.backend, StatefulBackend):
+            raise ConfigError(
+                f"backend {self.backend.name!r} cannot run dependencies or hooks; "
+                "use the docker backend for a stateful service"
+            )
+        return self.backend
+
+    def ensure_dependencies(self) -> None:
+        """Start the declared dependencies (once per cluster) before an instance needs them."""
+        for item in self.config.dependencies:
+            self.stateful_backend().ensure_dependency(self.dependency_spec(item))
+
+    def dependency_spec(self, item: DependencyConfig) -> DependencySpec:
+        return DependencySpec(
+            name=item.name,
+            port=item.port,
+            context=None if item.context is None else self.config.path(item.context),
+            dockerfile=item.dockerfile,
+            image=item.image,
+            env=dict(item.env),
+            ready_command=tuple(item.ready_command),
+            ready_timeout_s=item.ready_timeout_s,
+        )
+
     def runtime(self) -> LoadBalancer:
         """The client that steers the running load balancer."""
         runtime = self.backend.lb_runtime()
@@ -112,6 +139,7 @@ class Sandbox:
         running = [item for item in self.backend.instances() if item.state == "running"]
         label = self._release_for_up(release, running)
         target = self.release(label)
+        self.ensure_dependencies()
         self.ensure_lb()
         runtime = self.runtime()
         for dead in (item for item in self.backend.instances() if item.state != "running"):

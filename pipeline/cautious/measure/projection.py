@@ -28,17 +28,22 @@ from typing import Any
 
 from scipy.stats import t as student_t
 
+from cautious.rollout.journal import Journal
+
 __all__ = [
     "CONFIDENCE",
+    "MEASURED_NOTE",
     "PERIOD_DAYS",
     "DeployFigures",
     "Estimate",
     "PeriodProjection",
     "Projection",
+    "figures_from_journal",
     "project",
 ]
 
 CONFIDENCE = 0.95
+MEASURED_NOTE = "measured"  # the journal record a measured deploy leaves
 PERIOD_DAYS = {"month": 365 / 12, "year": 365.0}
 _SECONDS_PER_DAY = 86_400
 
@@ -64,6 +69,9 @@ class DeployFigures:
         if self.requests <= 0 or self.window_s <= 0:
             return 0.0
         return self.failed * self.window_s / self.requests
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> DeployFigures:
@@ -113,6 +121,11 @@ class Projection:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+def figures_from_journal(journal: Journal) -> list[DeployFigures]:
+    """Every measured deploy the journal holds, oldest first."""
+    return [DeployFigures.from_dict(note) for note in journal.notes(MEASURED_NOTE)]
 
 
 def project(

@@ -22,9 +22,11 @@ from cautious.config import Config
 from cautious.measure.availability import availability_of_logs
 from cautious.measure.claims import ClaimResult, evaluate_claims
 from cautious.measure.load import REQUEST_LOG_NAME, LoadHandle, start_load
+from cautious.measure.projection import MEASURED_NOTE, DeployFigures
 from cautious.measure.readwrite import read_only_window, read_write_stats
 from cautious.measure.requestlog import iter_request_log
 from cautious.report.document import ReportDocument, ReportPaths, build_report, write_report
+from cautious.rollout.journal import Journal
 from cautious.rollout.runner import RolloutResult
 
 __all__ = [
@@ -67,8 +69,11 @@ def measured_rollout(
     *,
     command: str = "deploy",
     progress: Callable[[str], None] = lambda _: None,
+    journal: Journal | None = None,
 ) -> tuple[RolloutResult, Measured]:
-    """Run ``rollout(on_step)`` under load and measure it."""
+    """Run ``rollout(on_step)`` under load and measure it; with ``journal``, record what the
+    deploy cost there (error seconds, failed requests, rollout time: the downtime projection's
+    input)."""
     load = config.load
     with _load(config, url, report_dir) as handle, _ticker(handle, progress) as set_step:
         set_step("warm-up")
@@ -106,6 +111,16 @@ def measured_rollout(
             **(read_write.context() if read_write else {}),
         },
     )
+    if journal is not None:
+        figures = DeployFigures(
+            rollout_id=result.id,
+            error_s=availability.seconds_with_errors,
+            failed=availability.failed + availability.missing,
+            requests=availability.sent + availability.missing,
+            window_s=availability.seconds,
+            rollout_s=result.ended - result.started,
+        )
+        journal.note(MEASURED_NOTE, **figures.to_dict())
     return result, _written(document, report_dir, claims)
 
 

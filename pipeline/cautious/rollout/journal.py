@@ -142,6 +142,24 @@ class Journal:
                 records[rollout_id].end = entry
         return list(records.values())
 
+    def note(self, kind: str, **fields: Any) -> None:
+        """A record beside the rollouts: a deploy's measurement, the legs of a plan."""
+        self._append({"type": kind, **fields})
+
+    def notes(self, kind: str) -> list[dict[str, Any]]:
+        """Every record of ``kind`` written by :meth:`note`, oldest first."""
+        if not self.path.is_file():
+            return []
+        found = []
+        for line in self.path.read_text(encoding="utf-8").splitlines():
+            try:
+                entry = json.loads(line)
+            except json.JSONDecodeError:
+                continue
+            if isinstance(entry, dict) and entry.get("type") == kind:
+                found.append(entry)
+        return found
+
     def unfinished(self) -> list[RolloutRecord]:
         return [record for record in self.rollouts() if record.end is None]
 

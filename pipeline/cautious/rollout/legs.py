@@ -123,6 +123,7 @@ class LegRollout:
     succeeded: bool
     reason: str = ""
     verdict: str | None = None  # the measured verdict of the leg's claims, if measured
+    deployed: bool = False  # failed, yet the cluster runs the release (a claim did not hold)
 
 
 @dataclass(frozen=True)
@@ -235,8 +236,9 @@ def _run_leg(leg: Leg, world: LegWorld, plan_id: str) -> LegOutcome:
             return LegOutcome(leg.name, leg.release, "failed", run.failure(), hooks=tuple(runs))
     rollout = world.roll_out(leg)
     if not rollout.succeeded:
+        rollback = world.roll_back(leg) if rollout.deployed else None
         return LegOutcome(
-            leg.name, leg.release, "rolled-back", rollout.reason, rollout, hooks=tuple(runs)
+            leg.name, leg.release, "rolled-back", rollout.reason, rollout, rollback, tuple(runs)
         )
     checks: list[tuple[Hook, HookWhen]] = [(item, "after") for item in leg.after]
     if leg.check is not None:

@@ -14,7 +14,7 @@ import math
 import os
 import tarfile
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -36,7 +36,8 @@ from cautious.backends.base import (
     Pace,
     slot_names,
 )
-from cautious.backends.docker import faults, images
+from cautious.backends.dependencies import DependencySpec, DependencyState, OneOff
+from cautious.backends.docker import faults, images, stateful
 from cautious.backends.docker.baseimage import ensure_base_image
 from cautious.backends.docker.images import LABEL_PREFIX, build_image, managed_labels
 from cautious.cluster.health import probe
@@ -400,6 +401,22 @@ class DockerBackend:
         )
 
     # -- teardown ----------------------------------------------------------------------------
+
+    # -- dependencies and one-off commands (see ``stateful``) ----------------------------------
+
+    def ensure_dependency(self, spec: DependencySpec) -> DependencyState:
+        return stateful.ensure_dependency(self, spec)
+
+    def run_once(
+        self,
+        release: Release,
+        command: Sequence[str],
+        *,
+        env: Mapping[str, str],
+        timeout_s: float,
+        files: Mapping[str, bytes] | None = None,
+    ) -> OneOff:
+        return stateful.run_once(self, release, command, env=env, timeout_s=timeout_s, files=files)
 
     def teardown(self) -> list[str]:
         self._local_urls.clear()
