@@ -87,8 +87,12 @@ def run_act(
     tmp: Path,
     event: dict[str, Any] | None = None,
     timeout_s: int = ACT_TIMEOUT_S,
+    env: dict[str, str] | None = None,
 ) -> ActRun:
-    """Run `act push` on `workflow` in repository `cwd`; `suite` maps refs onto folders."""
+    """Run `act push` on `workflow` in repository `cwd`; `suite` maps refs onto folders.
+
+    The jobs run on this host with its environment (without CAUTIOUS_* variables), plus `env`.
+    """
     argv = [act, "push", "-W", str(workflow), "-P", "ubuntu-latest=-self-hosted"]
     for ref, folder in suite.items():
         argv += ["--local-repository", f"{SUITE_REPOSITORY}@{ref}={folder}"]
@@ -105,11 +109,11 @@ def run_act(
         "--no-cache-server",
         "--json",
     ]
-    env = {key: value for key, value in os.environ.items() if not key.startswith("CAUTIOUS_")}
+    host = {key: value for key, value in os.environ.items() if not key.startswith("CAUTIOUS_")}
     result = subprocess.run(
         argv,
         cwd=cwd,
-        env=env,
+        env={**host, **(env or {})},
         capture_output=True,
         text=True,
         timeout=timeout_s,

