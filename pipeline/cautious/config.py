@@ -251,6 +251,19 @@ class CanaryConfig(_Section):
     baseline_error_ratio: float = Field(
         0.01, ge=0, lt=1, description="the baseline error ratio the planner assumes"
     )
+    # Shadow comparison: the canary first runs out of rotation while the load generator mirrors
+    # idempotent requests to it; a mismatch ratio above the bound on any endpoint rolls back.
+    shadow: bool = False
+    shadow_s: float = Field(20.0, gt=0, le=3_600, description="how long requests are mirrored")
+    shadow_sample: float = Field(1.0, gt=0, le=1, description="share of GET/HEAD mirrored")
+    shadow_max_mismatch_ratio: float = Field(0.0, ge=0, le=1)
+    shadow_min_compared: int = Field(50, ge=1, le=10_000_000)
+    shadow_ignore_fields: list[str] = Field(
+        default_factory=list, description="JSON fields that may differ, e.g. release, users.*.at"
+    )
+    shadow_ignore_patterns: list[str] = Field(
+        default_factory=list, description="regular expressions masked in every string"
+    )
 
 
 class LoadConfig(_Section):

@@ -14,7 +14,7 @@ from pathlib import Path
 from cautious.measure.shadow import (
     SHADOW_LOG_ENV,
     SHADOW_PLUGIN,
-    SHADOW_URL_ENV,
+    SHADOW_TARGET_ENV,
     ShadowRules,
     compare,
     read_shadow_log,
@@ -72,7 +72,9 @@ def _mirror(tmp_path: Path, fold_accents: bool) -> Path:
     users = tmp_path / "users.py"
     users.write_text(USERS)
     log = tmp_path / "shadow.jsonl"
+    target = tmp_path / "shadow-target"
     with _service("v1", False) as primary, _service("v2", fold_accents) as shadow:
+        target.write_text(shadow)  # the shadow gate names the candidate in this file
         subprocess.run(
             [
                 sys.executable,
@@ -95,7 +97,7 @@ def _mirror(tmp_path: Path, fold_accents: bool) -> Path:
             ],
             env={
                 "PATH": "/usr/bin:/bin",
-                SHADOW_URL_ENV: shadow,
+                SHADOW_TARGET_ENV: str(target),
                 SHADOW_LOG_ENV: str(log),
             },
             cwd=tmp_path,

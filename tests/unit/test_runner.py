@@ -300,3 +300,18 @@ def test_a_failed_read_only_rollout_lets_writes_through_again(tmp_path: Path) ->
     assert rollback_steps(cluster, result.id)[-1] == "read-only mode off"
     assert not cluster.lb.read_only
     assert everyone_on(cluster, "v1")
+
+
+def test_a_shadowed_canary_without_load_to_mirror_is_rolled_back_for_lack_of_data(
+    tmp_path: Path,
+) -> None:
+    cluster = fake_cluster(tmp_path)
+    canary = cluster.config.canary.model_copy(update={"shadow": True, "shadow_s": 0.05})
+    shadowed = cluster.config.model_copy(update={"canary": canary})
+    cluster = cluster.__class__(
+        shadowed, cluster.backend, cluster.sandbox, cluster.journal, cluster.said
+    )
+    result = cluster.roll("v2", "canary")
+    assert result.outcome == "rolled-back"
+    assert result.reason == "shadow: no load is running to mirror"
+    assert everyone_on(cluster, "v1")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from cautious.config import CanaryConfig, RolloutConfig
 from cautious.exceptions import ConfigError
-from cautious.rollout.plan import Bake, Retire, SetWeights, Start, Switch
+from cautious.rollout.plan import Bake, Retire, SetWeights, Shadow, Start, Switch
 from cautious.rollout.strategies import MAX_WEIGHT, canary_weights, make_plan
 
 CURRENT = ["app-1", "app-2", "app-3", "app-4"]
@@ -140,3 +140,11 @@ def test_read_only_stop_and_go_starts_beside_the_old_release_and_refuses_writes_
     ]
     assert plan.final == ("a-3", "a-4")
     assert plan.steps[0].describe().startswith("read-only mode on")
+
+
+def test_a_shadowed_canary_answers_mirrored_reads_before_it_gets_traffic() -> None:
+    canary = CanaryConfig(shadow=True, shadow_s=15)
+    plan = make_plan("canary", ["a-1", "a-2"], ["a-3"], RolloutConfig(), canary)
+    assert plan.steps[0] == Start(("a-3",), in_rotation=False)
+    assert plan.steps[1] == Shadow(15, ("a-3",))
+    assert isinstance(plan.steps[2], SetWeights)

@@ -30,7 +30,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import ParamSpec
@@ -122,6 +122,7 @@ def locust_command(
     *,
     workers: int = 1,
     master_port: int = 0,
+    plugins: Sequence[Path] = (),
 ) -> list[str]:
     """The Locust command line: headless, every user spawned at once (the default locustfile
     staggers their first requests), in-flight requests allowed ``stop_timeout_s`` to finish,
@@ -146,7 +147,7 @@ def locust_command(
         else []
     )
     return [
-        *_locust(locustfile),
+        *_locust(locustfile, plugins),
         "--headless",
         *distributed,
         "--host",
@@ -169,10 +170,12 @@ def locust_command(
     ]
 
 
-def worker_command(locustfile: Path, master_port: int, out_dir: Path, index: int) -> list[str]:
+def worker_command(
+    locustfile: Path, master_port: int, out_dir: Path, index: int, plugins: Sequence[Path] = ()
+) -> list[str]:
     """A worker's command line: it takes users, rate and run time from the master."""
     return [
-        *_locust(locustfile),
+        *_locust(locustfile, plugins),
         "--worker",
         "--master-host",
         _MASTER_HOST,
@@ -183,8 +186,9 @@ def worker_command(locustfile: Path, master_port: int, out_dir: Path, index: int
     ]
 
 
-def _locust(locustfile: Path) -> list[str]:
-    return [sys.executable, "-m", "locust", "-f", f"{locustfile},{_PLUGIN}"]
+def _locust(locustfile: Path, plugins: Sequence[Path] = ()) -> list[str]:
+    files = ",".join(str(path) for path in (locustfile, _PLUGIN, *plugins))
+    return [sys.executable, "-m", "locust", "-f", files]
 
 
 @dataclass(frozen=True)
@@ -538,6 +542,7 @@ def start_load(
     locustfile: str | os.PathLike[str] | None = None,
     extra_env: Mapping[str, str] | None = None,
     workers: int = 1,
+    plugins: Sequence[Path] = (),
 ) -> LoadHandle:
     """Start Locust in the background against loopback ``url`` at ``rate`` req/s.
 
@@ -564,7 +569,7 @@ def start_load(
     user_file = Path(locustfile).resolve() if locustfile is not None else DEFAULT_LOCUSTFILE
     if "," in str(user_file):
         raise ConfigError(f"locustfile path {user_file} contains a comma, which Locust splits on")
-    for needed in (user_file, _PLUGIN):
+    for needed in (user_file, _PLUGIN, *plugins):
         if not needed.is_file():
             raise PrerequisiteError(f"locustfile {needed} not found")
 
@@ -574,7 +579,15 @@ def start_load(
     stop_timeout_s = math.ceil(timeout_s)
     port = free_loopback_port() if workers > 1 else 0
     command = locust_command(
-        url, users, whole_s, stop_timeout_s, out, user_file, workers=workers, master_port=port
+        url,
+        users,
+        whole_s,
+        stop_timeout_s,
+        out,
+        user_file,
+        workers=workers,
+        master_port=port,
+        plugins=plugins,
     )
     env = {
         **os.environ,
@@ -601,7 +614,7 @@ def start_load(
                 "CAUTIOUS_REQUEST_LOG": str(log),
                 "CAUTIOUS_WORKER_INDEX": str(i - 1),
             }
-            command_i = worker_command(user_file, port, out, i)
+            command_i = worker_command(user_file, port, out, i, plugins)
             spawned.append(_spawn(command_i, out, f"locust-worker-{i}", worker_env))
     template = LoadRun(
         url=url,

@@ -25,6 +25,14 @@ from cautious.measure.load import REQUEST_LOG_NAME, LoadHandle, start_load
 from cautious.measure.projection import MEASURED_NOTE, DeployFigures
 from cautious.measure.readwrite import read_only_window, read_write_stats
 from cautious.measure.requestlog import iter_request_log
+from cautious.measure.shadow import (
+    SHADOW_LOG_ENV,
+    SHADOW_LOG_NAME,
+    SHADOW_PLUGIN,
+    SHADOW_SAMPLE_ENV,
+    SHADOW_TARGET_ENV,
+    SHADOW_TARGET_NAME,
+)
 from cautious.report.document import ReportDocument, ReportPaths, build_report, write_report
 from cautious.rollout.journal import Journal
 from cautious.rollout.runner import RolloutResult
@@ -163,16 +171,30 @@ def _written(document: ReportDocument, report_dir: Path, claims: list[ClaimResul
 
 def _load(config: Config, url: str, report_dir: Path) -> LoadHandle:
     load = config.load
+    out = request_log_path(report_dir).parent
+    shadow = config.canary.shadow
     return start_load(
         url,
         rate=load.rate,
         duration_s=_LONGEST_LOAD_S,
         users=load.users,
         timeout_s=load.timeout_s,
-        out_dir=request_log_path(report_dir).parent,
+        out_dir=out,
         locustfile=config.path(load.locustfile),
         workers=load.workers,
+        plugins=(SHADOW_PLUGIN,) if shadow else (),
+        extra_env=_shadow_env(out, config.canary.shadow_sample) if shadow else None,
     )
+
+
+def _shadow_env(out: Path, sample: float) -> dict[str, str]:
+    """Where the mirror plugin finds the candidate (written by the shadow gate) and logs."""
+    (out / SHADOW_TARGET_NAME).write_text("", encoding="utf-8")
+    return {
+        SHADOW_TARGET_ENV: str(out / SHADOW_TARGET_NAME),
+        SHADOW_LOG_ENV: str(out / SHADOW_LOG_NAME),
+        SHADOW_SAMPLE_ENV: repr(sample),
+    }
 
 
 def request_log_path(report_dir: Path) -> Path:

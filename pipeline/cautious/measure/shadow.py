@@ -2,7 +2,8 @@
 
 While the candidate runs out of rotation, the load generator mirrors a sample of idempotent
 requests (GET, HEAD) to it and writes both answers to the shadow log, one JSON line a pair
-(``cautious/measure/locust_shadow.py``). This module compares them after the run: the status,
+(``cautious/measure/locust_shadow.py``; it mirrors while the target file names a URL, so the
+load can start before the candidate exists). This module compares them after the run: the status,
 and the body after normalisation —
 
 - a JSON body is compared as data (key order and spacing do not matter), without the fields
@@ -33,7 +34,8 @@ __all__ = [
     "SHADOW_LOG_NAME",
     "SHADOW_PLUGIN",
     "SHADOW_SAMPLE_ENV",
-    "SHADOW_URL_ENV",
+    "SHADOW_TARGET_ENV",
+    "SHADOW_TARGET_NAME",
     "EndpointComparison",
     "ShadowPair",
     "ShadowReport",
@@ -47,7 +49,8 @@ SHADOW_LOG_NAME = "shadow.jsonl"
 # The Locust plugin that mirrors, and the environment it reads (a subprocess loads it by path:
 # importing it here would monkey-patch this process with gevent).
 SHADOW_PLUGIN = Path(__file__).resolve().with_name("locust_shadow.py")
-SHADOW_URL_ENV = "CAUTIOUS_SHADOW_URL"
+SHADOW_TARGET_ENV = "CAUTIOUS_SHADOW_TARGET"  # a file holding the candidate's URL, or nothing
+SHADOW_TARGET_NAME = "shadow-target"
 SHADOW_LOG_ENV = "CAUTIOUS_SHADOW_LOG"
 SHADOW_SAMPLE_ENV = "CAUTIOUS_SHADOW_SAMPLE"
 _EXAMPLES = 3

@@ -19,6 +19,7 @@ __all__ = [
     "ReleaseRole",
     "Retire",
     "SetWeights",
+    "Shadow",
     "Start",
     "Step",
     "Switch",
@@ -121,7 +122,22 @@ class ReadOnly:
         return "read-only mode off: writes go through again"
 
 
-Step = Retire | Start | Switch | SetWeights | Bake | ReadOnly
+@dataclass(frozen=True)
+class Shadow:
+    """Mirror idempotent requests to ``candidates`` (out of rotation) for ``seconds`` and
+    compare their answers with what the serving release said."""
+
+    seconds: float
+    candidates: tuple[str, ...]
+
+    def describe(self) -> str:
+        return (
+            f"shadow {', '.join(self.candidates)} for {self.seconds:g} s: mirror reads to it "
+            "and compare its answers"
+        )
+
+
+Step = Retire | Start | Switch | SetWeights | Bake | ReadOnly | Shadow
 
 
 @dataclass(frozen=True)

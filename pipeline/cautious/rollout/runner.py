@@ -35,10 +35,12 @@ from cautious.rollout.plan import (
     ReadOnly,
     Retire,
     SetWeights,
+    Shadow,
     Start,
     Step,
     Switch,
 )
+from cautious.rollout.shadowing import shadow_gate
 from cautious.rollout.records import (
     InstanceRecord,
     RolloutSummary,
@@ -298,6 +300,15 @@ class Runner:
                 return self._set_weights(weights, enter, undo)
             case Bake():
                 return self._bake(step)
+            case Shadow():
+                return shadow_gate(
+                    step,
+                    canary=self.config.canary,
+                    backend=self.backend,
+                    load_dir=self.request_logs[0].parent if self.request_logs else None,
+                    check_alive=self._check_running,
+                    poll_s=self.backend.pace.bake_poll_s,
+                )
             case ReadOnly(on=on):
                 self._read_only(on)
                 if on:
@@ -467,6 +478,13 @@ class Runner:
                 say=self.say,
             )
         return self._canary
+
+    def _check_running(self, slots: Sequence[str]) -> None:
+        """Each slot's instance still runs (out of rotation, so the LB's view is no test)."""
+        for slot in slots:
+            instance = self.backend.instance(slot)
+            if instance.state != "running":
+                raise GateFailed(f"{slot} is {instance.state} (exit code {instance.exit_code})")
 
     def _check_watched(self, slots: Sequence[str]) -> None:
         stats = self.runtime.stats()

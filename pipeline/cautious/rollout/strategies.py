@@ -16,7 +16,17 @@ from collections.abc import Sequence
 
 from cautious.config import CanaryConfig, RolloutConfig, StrategyName
 from cautious.exceptions import ConfigError
-from cautious.rollout.plan import Bake, Plan, ReadOnly, Retire, SetWeights, Start, Step, Switch
+from cautious.rollout.plan import (
+    Bake,
+    Plan,
+    ReadOnly,
+    Retire,
+    SetWeights,
+    Shadow,
+    Start,
+    Step,
+    Switch,
+)
 
 __all__ = ["MAX_WEIGHT", "canary_weights", "make_plan"]
 
@@ -100,6 +110,8 @@ def _canary(
     judge: CanaryConfig,
 ) -> tuple[Step, ...]:
     steps: list[Step] = [Start(canaries, in_rotation=False)]
+    if judge.shadow:
+        steps.append(Shadow(judge.shadow_s, canaries))
     enter = canaries
     judged = rollout.canary_steps[:-1]  # the last step is always 100: promotion
     for index, percent in enumerate(judged):
