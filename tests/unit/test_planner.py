@@ -11,6 +11,7 @@ from cautious.judges.planner import (
     plan_canary,
     plan_from_config,
     timeline,
+    unequal_load,
 )
 
 
@@ -72,3 +73,11 @@ def test_the_dry_run_plan_reads_the_configuration_and_lists_each_steps_requests(
         "(+ up to ~18,000 in the extension)"
     )
     assert len(lines) == 2 + 4  # errors and p99, each to detect and to pass
+
+
+def test_it_cautions_when_a_canary_instance_carries_more_load_than_a_baseline() -> None:
+    assert unequal_load([5, 25, 100], canaries=1, baselines=3) == ()
+    [caution] = unequal_load([5, 25, 50, 100], canaries=1, baselines=3)
+    assert caution.startswith("at 50 % each canary instance serves 3.0× the requests")
+    config = Config.model_validate({"rollout": {"canary_steps": [10, 50, 100]}})
+    assert any("heavier load" in warning for warning in plan_from_config(config).warnings)

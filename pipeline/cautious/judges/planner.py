@@ -12,7 +12,7 @@ judge's own estimate uses the baseline's measured distribution instead.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Literal
 
 import numpy as np
@@ -35,10 +35,12 @@ __all__ = [
     "plan_canary",
     "plan_from_config",
     "timeline",
+    "unequal_load",
 ]
 
 PLANNING_LATENCY_SIGMA = 0.5  # log-latency spread assumed before anything was measured
 _DT_S = 0.25  # the planner's clock tick: the runner's poll interval
+_LOAD_RATIO_NOTED = 1.25  # a canary instance with this much more load than a baseline is noted
 
 Goal = Literal["pass", "detect"]
 QuantileFunction = Callable[[FloatArray], FloatArray]
@@ -180,15 +182,17 @@ class CanaryPlanReport:
     bake_s: float
     extension_s: float
     needs: tuple[MetricNeed, ...]
+    cautions: tuple[str, ...] = ()
 
     @property
     def warnings(self) -> tuple[str, ...]:
-        return tuple(
+        unreachable = tuple(
             f"{need.describe()}; raise the rate, the canary shares, canary.bake_s or "
             f"canary.max_extension_s, or declare a larger effect"
             for need in self.needs
             if need.canary_requests is None
         )
+        return unreachable + self.cautions
 
     def lines(self) -> list[str]:
         head = (
@@ -270,10 +274,27 @@ def plan_canary(
     return CanaryPlanReport(rate, tuple(percents), bake_s, extension_s, tuple(needs))
 
 
+def unequal_load(percents: Sequence[int], canaries: int, baselines: int) -> tuple[str, ...]:
+    """Steps at which a canary instance serves more requests than a baseline instance.
+
+    Latency is compared per instance: on a busy service, an instance with more load is slower
+    for that reason alone, and the judge would count it against the release.
+    """
+    cautions = []
+    for percent in (p for p in percents if p < 100):
+        ratio = (percent / canaries) / ((100 - percent) / baselines)
+        if ratio > _LOAD_RATIO_NOTED:
+            cautions.append(
+                f"at {percent} % each canary instance serves {ratio:.1f}× the requests of a "
+                f"baseline instance: its latency is judged under a heavier load"
+            )
+    return tuple(cautions)
+
+
 def plan_from_config(config: Config) -> CanaryPlanReport:
     """The plan for a configuration's canary: its load rate, canary steps and judge settings."""
     judge = config.canary
-    return plan_canary(
+    planned = plan_canary(
         rate=config.load.rate,
         percents=config.rollout.canary_steps,
         bake_s=judge.bake_s,
@@ -284,3 +305,9 @@ def plan_from_config(config: Config) -> CanaryPlanReport:
         power=judge.power,
         baseline_error_ratio=judge.baseline_error_ratio,
     )
+    if not judge.detect.latency_floors():
+        return planned
+    cautions = unequal_load(
+        config.rollout.canary_steps, config.rollout.canary_instances, config.cluster.instances
+    )
+    return replace(planned, cautions=cautions)
