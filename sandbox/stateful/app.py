@@ -26,6 +26,7 @@ import signal
 import socket
 import sys
 import threading
+import time
 import unicodedata
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -51,6 +52,8 @@ _ID_PATTERN = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 _USER_PATH = re.compile(r"^/users/([^/]+)$")
 # A statement that waits on a lock longer than this answers 503 rather than pinning a thread.
 _STATEMENT_TIMEOUT_MS = 5_000
+_READINESS_EVERY_S = 0.25
+_READINESS_STALE_S = 3.0
 _TABLE_LOCK = 727_001  # advisory lock key: instances starting together create the table once
 
 
@@ -163,11 +166,16 @@ class Store:
         finally:
             self._free.release()
 
-    def check_schema(self) -> None:
-        """Raise unless every column this release touches exists (readiness)."""
+    def schema_problem(self, probe: psycopg2.extensions.connection) -> str | None:
+        """Why this release cannot serve (the database, a missing column), or None."""
         columns = sorted({*self.config.write_columns, self.config.read_column})
-        with self.cursor() as cur:
-            cur.execute(f"SELECT id, {', '.join(columns)} FROM users LIMIT 0")
+        try:
+            with probe.cursor() as cur:
+                cur.execute(f"SELECT id, {', '.join(columns)} FROM users LIMIT 0")
+        except psycopg2.ProgrammingError as exc:  # a missing table or column; a lost
+            # connection (OperationalError) goes to the caller, which reconnects
+            return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        return None
 
     def put(self, user_id: str, name: str) -> bool:
         """Insert or overwrite; True when the row is new. One statement: double writes are
@@ -218,6 +226,9 @@ class Server(ThreadingHTTPServer):
     def __init__(self, address: tuple[str, int], store: Store) -> None:
         self.store = store
         self.draining = threading.Event()
+        # (why not ready or None, when checked): the main loop checks, /ready only reads, so a
+        # busy database never makes a health check slow enough to take the instance down
+        self.readiness: tuple[str | None, float] = ("starting", time.monotonic())
         super().__init__(address, Handler)
 
 
@@ -308,15 +319,15 @@ class Handler(BaseHTTPRequestHandler):
             self._error(HTTPStatus.SERVICE_UNAVAILABLE, f"database: {reason}", {"Retry-After": "1"})
 
     def _ready(self) -> None:
-        """Ready when not draining, the database answers and the schema has our columns."""
+        """Ready when not draining and the last check (at most 3 s ago) found the database
+        answering and every column this release touches."""
+        problem, checked = self.app.readiness
         if self.app.draining.is_set():
-            self._json(HTTPStatus.SERVICE_UNAVAILABLE, {"ready": False, "phase": "draining"})
-            return
-        try:
-            self.app.store.check_schema()
-        except psycopg2.Error as exc:
-            detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            self._json(HTTPStatus.SERVICE_UNAVAILABLE, {"ready": False, "phase": detail})
+            problem = "draining"
+        elif problem is None and time.monotonic() - checked > _READINESS_STALE_S:
+            problem = "readiness check overdue"
+        if problem is not None:
+            self._json(HTTPStatus.SERVICE_UNAVAILABLE, {"ready": False, "phase": problem})
             return
         self._json(HTTPStatus.OK, {"ready": True, "phase": "ready"})
 
@@ -387,9 +398,19 @@ def run(config: Config) -> int:
         f"listening={server.server_address[0]}:{server.server_address[1]}"
     )
     table_ready = False
-    while not stop.wait(0.5 if table_ready else 0.2):
+    probe: psycopg2.extensions.connection | None = None
+    while not stop.wait(_READINESS_EVERY_S):
         if not table_ready:
             table_ready = _try_ensure_table(store)
+            continue
+        try:
+            if probe is None or probe.closed:
+                probe = connect()
+                probe.autocommit = True
+            server.readiness = (store.schema_problem(probe), time.monotonic())
+        except psycopg2.Error as exc:
+            server.readiness = (str(exc).strip().splitlines()[:1] or ["database"])[0], 0.0
+            probe = None
     log("event=draining")
     server.shutdown()
     server.server_close()  # joins the request threads: accepted requests finish first
