@@ -57,7 +57,7 @@ def sandbox_on(
 
 
 def deploy(config: Path, release: str, folder: Path) -> dict[str, Any]:
-    subprocess.run(
+    run = subprocess.run(
         [
             sys.executable,
             "-m",
@@ -77,6 +77,7 @@ def deploy(config: Path, release: str, folder: Path) -> dict[str, Any]:
         stdin=subprocess.DEVNULL,
         check=False,
     )
+    assert (folder / "report.json").is_file(), run.stderr[-2_000:]
     report: dict[str, Any] = json.loads((folder / "report.json").read_text(encoding="utf-8"))
     return report
 
