@@ -120,7 +120,9 @@ _SCALE_GOAL = 1.5  # N workers should hold 1.5 x what one process can send at mo
 class LoadBench:
     """One load run against the bench target, judged over its whole seconds.
 
-    ``locust_cpu_s`` counts every Locust process of the run (master and workers).
+    ``locust_cpu_s`` counts every Locust process of the run (master and workers);
+    ``loadavg_1m`` is the machine's load average as the run ended (a shared machine: a high
+    one means other work took CPU the load generator would have used).
     """
 
     user_class: str
@@ -142,6 +144,7 @@ class LoadBench:
     locust_cpu_share_of_core: float
     locust_cpu_us_per_request: float | None
     per_second_sent: tuple[int, ...]
+    loadavg_1m: float
 
 
 @dataclass(frozen=True)
@@ -291,6 +294,7 @@ def _bench_load(
         locust_cpu_share_of_core=round(run.cpu_s / wall_s, 3),
         locust_cpu_us_per_request=round(run.cpu_s / logged * 1e6, 1) if logged else None,
         per_second_sent=tuple(per_second),
+        loadavg_1m=round(os.getloadavg()[0], 2),
     )
 
 
@@ -543,11 +547,12 @@ def render_capacity(result: CapacityResult) -> str:
             return "(saturated below)"
         return (
             f"{run.achieved_rate:,.0f} ({run.ratio:.1%}, worst s {run.worst_second_ratio:.0%}, "
-            f"CPU {run.locust_cpu_share_of_core:.0%})"
+            f"CPU {run.locust_cpu_share_of_core:.0%}, load {run.loadavg_1m:g})"
         )
 
     lines = [
-        f"| target req/s | 1 process: achieved (ratio, worst second, Locust CPU) | {n} workers |",
+        f"| target req/s | 1 process: achieved (ratio, worst second, Locust CPU, load average) "
+        f"| {n} workers |",
         "|---:|---|---|",
     ]
     for target in sorted({run.target_rate for run in result.runs}):

@@ -57,6 +57,7 @@ def _run(target: float, workers: int, achieved: float) -> LoadBench:
         locust_cpu_share_of_core=0.5,
         locust_cpu_us_per_request=50.0,
         per_second_sent=(),
+        loadavg_1m=1.0,
     )
 
 
