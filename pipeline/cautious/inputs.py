@@ -15,6 +15,7 @@ import math
 import os
 import stat
 from collections.abc import Hashable
+from pathlib import Path
 from typing import Any
 
 import yaml
@@ -26,6 +27,7 @@ __all__ = [
     "MAX_DOCUMENT_BYTES",
     "clip",
     "finite_number",
+    "folder_to_write",
     "load_json",
     "load_yaml",
     "read_text",
@@ -63,6 +65,32 @@ def finite_number(flag: str, value: str, *, low: float, high: float, unit: str =
     return number
 
 
+def folder_to_write(path: str | os.PathLike[str], flag: str) -> Path:
+    """A folder a command will write into, checked before anything runs: it is absent (it will
+    be made) or a folder, and no part of it is a file, a FIFO or a device."""
+    text = os.fspath(path)
+    shown = clip(_printable(text), _PATH_WIDTH)
+    if not text.strip() or "\x00" in text:
+        raise ConfigError(f"{flag} takes the path of a folder, not {shorten(text)}")
+    folder = Path(text)
+    for part in (folder, *folder.parents):
+        try:
+            mode = os.stat(part).st_mode
+        except (FileNotFoundError, NotADirectoryError):
+            continue  # made later; or a part above is no folder, which the loop reaches
+        except OSError as exc:
+            raise ConfigError(f"{flag}: {shown} cannot be used ({exc.strerror})") from None
+        if not stat.S_ISDIR(mode):
+            where = shown if part == folder else clip(_printable(str(part)), _PATH_WIDTH)
+            raise ConfigError(f"{flag}: {where} is {_kind(mode)}, not a folder")
+        break
+    return folder
+
+
+def _printable(text: str) -> str:
+    return "".join(char if char.isprintable() else repr(char)[1:-1] for char in text)
+
+
 def read_text(path: str | os.PathLike[str], what: str, max_bytes: int) -> str:
     """The UTF-8 text of the regular file at ``path``, at most ``max_bytes`` long.
 
@@ -70,8 +98,7 @@ def read_text(path: str | os.PathLike[str], what: str, max_bytes: int) -> str:
     refused before anything is read from it. ``what`` names the file in messages ("the
     configuration", "report.json").
     """
-    text = os.fspath(path)
-    shown = clip("".join(c if c.isprintable() else repr(c)[1:-1] for c in text), _PATH_WIDTH)
+    shown = clip(_printable(os.fspath(path)), _PATH_WIDTH)
     try:
         descriptor = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC)
     except FileNotFoundError:
@@ -105,6 +132,7 @@ def read_text(path: str | os.PathLike[str], what: str, max_bytes: int) -> str:
 
 def _kind(mode: int) -> str:
     kinds = {
+        stat.S_ISREG: "a file",
         stat.S_ISDIR: "a folder",
         stat.S_ISFIFO: "a FIFO",
         stat.S_ISSOCK: "a socket",

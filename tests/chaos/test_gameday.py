@@ -177,10 +177,14 @@ def test_a_deviation_during_the_method_fails() -> None:
 # -- suite files ----------------------------------------------------------------------------------
 
 
+# The least a file needs to be taken for an experiment.
+MINIMAL_EXPERIMENT = '{"title": "t", "description": "d", "method": [{"name": "a"}]}'
+
+
 def test_a_suite_lists_experiments_relative_to_itself(tmp_path: Path) -> None:
     (tmp_path / "x").mkdir()
-    (tmp_path / "x" / "one.json").write_text("{}", encoding="utf-8")
-    (tmp_path / "two.json").write_text("{}", encoding="utf-8")
+    (tmp_path / "x" / "one.json").write_text(MINIMAL_EXPERIMENT, encoding="utf-8")
+    (tmp_path / "two.json").write_text(MINIMAL_EXPERIMENT, encoding="utf-8")
     suite_file = tmp_path / "suite.yaml"
     suite_file.write_text(
         "name: mine\nexperiments:\n  - x/one.json\n"
@@ -203,10 +207,15 @@ def test_a_suite_lists_experiments_relative_to_itself(tmp_path: Path) -> None:
         ("experiments: [missing.json]\n", "does not exist"),
         ("experiments: [{path: a.json, timout_s: 3}]\n", "timout_s"),
         ("experiments: [\n", "not valid YAML"),
+        ("experiments: [b.json]\n", "not a Chaos Toolkit experiment: 'title' = None"),
+        ("experiments: [{path: a.json, timeout_s: true}]\n", "experiments.0._Entry.timeout_s"),
+        ("experiments: [{path: a.json, timeout_s: .nan}]\n", "Input should be"),
+        ("a: &a [1]\nexperiments: *a\n", "aliases .*name. are not accepted"),
     ],
 )
 def test_a_bad_suite_is_bad_input(tmp_path: Path, text: str, message: str) -> None:
-    (tmp_path / "a.json").write_text("{}", encoding="utf-8")
+    (tmp_path / "a.json").write_text(MINIMAL_EXPERIMENT, encoding="utf-8")
+    (tmp_path / "b.json").write_text('{"schema_version": 1, "verdict": "pass"}', encoding="utf-8")
     suite_file = tmp_path / "suite.yaml"
     suite_file.write_text(text, encoding="utf-8")
     with pytest.raises(ConfigError, match=message):
@@ -327,7 +336,7 @@ def test_bad_input_is_one_line_and_exit_code_2(tmp_path: Path) -> None:
     result = tasks("gameday", "--config", str(config), "--suite", "nope.yaml", cwd=REPO)
     assert result.returncode == 2
     assert result.stderr.strip().splitlines() == [
-        "cautious: cannot read the game-day suite nope.yaml: No such file or directory"
+        "cautious: the game-day suite: no file at nope.yaml"
     ]
     result = tasks("chaos.run", "no-such-experiment", "--config", str(config), cwd=REPO)
     assert result.returncode == 2

@@ -3,11 +3,19 @@
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 
 import pytest
-from cautious.config import CONFIG_ENV_VAR, load_config
+import yaml
+from cautious.cli import tasks
+from cautious.config import CONFIG_ENV_VAR, Config, load_config
 from cautious.exceptions import ConfigError
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from invoke.context import MockContext
+from invoke.exceptions import Exit
+from pydantic import BaseModel
 
 REPO_CONFIG = Path(__file__).resolve().parents[2] / "cautious.yaml"
 
@@ -187,3 +195,54 @@ def test_the_public_dump_masks_every_secret_value_and_keeps_the_rest(tmp_path: P
     assert dumped["releases"]["v1"]["env"] == {"API_TOKEN": "[redacted]"}
     assert dumped["dependencies"][0]["env"] == {"PG_PASSWORD": "[redacted]"}
     assert "planted" not in str(dumped)
+
+
+# -- every generated configuration is valid, or exit 2 with one line ----------------------------
+
+SECTIONS = {
+    name: sorted(field.annotation.model_fields)  # type: ignore[union-attr]
+    for name, field in Config.model_fields.items()
+    if isinstance(field.annotation, type) and issubclass(field.annotation, BaseModel)
+}
+KEYS = sorted({key for keys in SECTIONS.values() for key in keys})
+SCALARS = (
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(10**30), max_value=10**30)
+    | st.floats()
+    | st.text(max_size=12)
+    | st.sampled_from(["rolling", "canary", "docker", "/ready", "v1", "20 %", "1e400", ""])
+)
+VALUES = st.recursive(
+    SCALARS,
+    lambda inner: (
+        st.lists(inner, max_size=3)
+        | st.dictionaries(st.sampled_from(KEYS) | st.text(max_size=6), inner, max_size=3)
+    ),
+    max_leaves=8,
+)
+DOCUMENTS = st.dictionaries(
+    st.sampled_from(sorted(SECTIONS)) | st.sampled_from(["releases", "state_dir"]) | st.text(),
+    st.dictionaries(st.sampled_from(KEYS) | st.text(max_size=6), VALUES, max_size=4) | VALUES,
+    max_size=4,
+)
+TEXTS = (
+    DOCUMENTS.map(lambda document: yaml.safe_dump(document, allow_unicode=True))
+    | st.text(max_size=200)
+    | st.sampled_from(["a: &x [1]\nb: *x\n", "cluster:\n  name: a\ncluster: {}\n", "[" * 300])
+)
+
+
+@settings(max_examples=300, deadline=None, derandomize=True)
+@given(text=TEXTS)
+def test_any_configuration_is_valid_or_exit_2_with_one_line(text: str) -> None:
+    with tempfile.TemporaryDirectory() as scratch:
+        path = Path(scratch) / "cautious.yaml"
+        path.write_text(text, encoding="utf-8")
+        try:
+            tasks.config(MockContext(), config=str(path))
+        except Exit as error:
+            message = str(error.message)
+            assert error.code == 2, message
+            assert message.startswith("cautious: ") and "\n" not in message
+            assert len(message) <= 300

@@ -12,6 +12,7 @@ from cautious.inputs import (
     MAX_DEPTH,
     clip,
     finite_number,
+    folder_to_write,
     load_json,
     load_yaml,
     read_text,
@@ -133,3 +134,16 @@ def test_long_values_are_clipped_in_the_middle() -> None:
     assert clip("abcdefghij", 5) == "ab…ij"
     assert shorten("x" * 1000) == "'" + "x" * 28 + "…" + "x" * 29 + "'"
     assert shorten("short") == "'short'"
+
+
+def test_a_report_folder_must_be_a_folder_or_not_there_yet(tmp_path: Path) -> None:
+    assert folder_to_write(tmp_path / "new" / "deeper", "--report") == tmp_path / "new" / "deeper"
+    (tmp_path / "file").write_text("x")
+    os.mkfifo(tmp_path / "fifo")
+    assert "fifo is a FIFO, not a folder" in refusal(
+        lambda: folder_to_write(tmp_path / "fifo", "-r")
+    )
+    assert "file is a file, not a folder" in refusal(
+        lambda: folder_to_write(tmp_path / "file" / "below", "-r")
+    )
+    assert "-r takes the path of a folder, not ''" in refusal(lambda: folder_to_write("", "-r"))

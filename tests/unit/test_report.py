@@ -302,16 +302,16 @@ def test_render_folder_rebuilds_the_same_files(folder: Path) -> None:
 
 
 def test_render_folder_refuses_what_is_not_a_report(tmp_path: Path) -> None:
-    with pytest.raises(UsageError, match="cannot read"):
+    with pytest.raises(UsageError, match="no file at"):
         render_folder(tmp_path / "absent.json")
     (tmp_path / "bad.json").write_text("{not json")
-    with pytest.raises(UsageError, match="not JSON"):
+    with pytest.raises(UsageError, match="not valid JSON"):
         render_folder(tmp_path / "bad.json")
     (tmp_path / "other.json").write_text('{"schema_version": 99}')
     with pytest.raises(UsageError, match="schema version 1"):
         render_folder(tmp_path / "other.json")
     (tmp_path / "partial.json").write_text('{"schema_version": 1, "verdict": "pass"}')
-    with pytest.raises(UsageError, match="incomplete"):
+    with pytest.raises(UsageError, match="tool is missing"):
         render_folder(tmp_path / "partial.json")
 
 

@@ -84,7 +84,7 @@ def test_a_rolled_back_rollout_stage_ends_with_a_cross_not_a_tick(
     rolled_back = SimpleNamespace(succeeded=False, outcome="rolled-back")
     monkeypatch.setattr(tasks, "measured_rollout", lambda *_, **__: (rolled_back, None))
     sandbox = SimpleNamespace(status=lambda: SimpleNamespace(lb_url="http://127.0.0.1:1"))
-    pipeline: Any = SimpleNamespace(sandbox=sandbox, config=None, run_rollout=None)
+    pipeline: Any = SimpleNamespace(sandbox=sandbox, config=None, run_rollout=None, journal=None)
     measuring = tasks._measuring(pipeline, tmp_path, "deploy")
     with tasks._stage("rollout v2 → broken"):
         measuring.hook(SimpleNamespace(), "deploy")

@@ -25,9 +25,10 @@ from cautious import __version__
 from cautious.cli.terminal import clean_errors, console
 from cautious.config import Config, find_config_path, load_config
 from cautious.exceptions import ConfigError
+from cautious.inputs import folder_to_write
 from cautious.measure.session import default_report_dir
 
-__all__ = ["chaos_ns", "gameday", "run"]
+__all__ = ["chaos_ns", "gameday", "report_folder", "run"]
 
 
 _HELP = {
@@ -53,8 +54,10 @@ def _timeout(value: str | None) -> float | None:
     return seconds
 
 
-def _report_dir(config: Config, given: str | None, command: str) -> Path:
-    return Path(given) if given else default_report_dir(config, command)
+def report_folder(config: Config, given: str | None, command: str) -> Path:
+    """Where a command writes its report: ``--report-dir`` (checked before the run), or a
+    new folder under ``reports_dir``."""
+    return folder_to_write(given, "--report-dir") if given else default_report_dir(config, command)
 
 
 def _finish(document: dict[str, Any], folder: Path) -> None:
@@ -101,7 +104,7 @@ def run(
     config_path = find_config_path(config)
     cfg = load_config(config_path)
     path = resolve_experiment(experiment, cfg)
-    folder = _report_dir(cfg, report_dir, "chaos")
+    folder = report_folder(cfg, report_dir, "chaos")
     entry = SuiteEntry(path=path, name=path.stem, timeout_s=seconds)
     game = GameDay(cfg, config_path, folder, say=_say, command=f"chaos.run {experiment}")
     _finish(game.run(Suite(name=path.stem, entries=(entry,))), folder)
@@ -131,7 +134,7 @@ def gameday(
     if seconds is not None:
         entries = tuple(replace(entry, timeout_s=seconds) for entry in chosen.entries)
         chosen = replace(chosen, entries=entries)
-    folder = _report_dir(cfg, report_dir, "gameday")
+    folder = report_folder(cfg, report_dir, "gameday")
     command = f"gameday --suite {suite}" if suite else "gameday"
     game = GameDay(cfg, config_path, folder, say=_say, command=command)
     _finish(game.run(chosen), folder)

@@ -23,7 +23,7 @@ from invoke.tasks import task
 from rich.status import Status
 from rich.table import Table
 
-from cautious.cli.chaos_tasks import chaos_ns, gameday
+from cautious.cli.chaos_tasks import chaos_ns, gameday, report_folder
 from cautious.cli.forecast import print_estimate, print_legs, print_projection, print_tail_warnings
 from cautious.cli.terminal import clean_errors, console
 from cautious.cluster.sandbox import Sandbox, SandboxStatus
@@ -36,7 +36,6 @@ from cautious.measure.claims import claim_label, format_figure, format_target
 from cautious.measure.load import MAX_WORKERS
 from cautious.measure.session import (
     Measured,
-    default_report_dir,
     measured_load,
     measured_rollout,
     request_log_path,
@@ -247,7 +246,7 @@ def deploy(
             for warning in planned.warnings:
                 console.print(f"[yellow]warning:[/yellow] {warning}")
         return
-    folder = Path(report_dir) if report_dir else default_report_dir(cfg, "deploy")
+    folder = report_folder(cfg, report_dir, "deploy")
     measured = _measuring(pipeline, folder, "deploy")
     _finish(pipeline.deploy(release, rollout=measured.hook), measured.result)
 
@@ -261,7 +260,7 @@ def _three_legged(cfg: Config, plan: str, *, dry_run: bool, report_dir: str | No
             for line in leg.describe():
                 print(line)
         return
-    folder = Path(report_dir) if report_dir else default_report_dir(cfg, "deploy-legs")
+    folder = report_folder(cfg, report_dir, "deploy-legs")
     result = deploy_legs(cfg, folder, say=_say, stage=_stage, progress=_progress)
     print_legs(result)
     console.print(f"reports: {folder}")
@@ -277,7 +276,7 @@ def rollback(c: Context, report_dir: str | None = None, config: str | None = Non
     """Roll the cluster back (under load, measured) to the release it ran before."""
     cfg = _load(config)
     pipeline = DeployPipeline(cfg, say=_say, stage=_stage)
-    folder = Path(report_dir) if report_dir else default_report_dir(cfg, "rollback")
+    folder = report_folder(cfg, report_dir, "rollback")
     measured = _measuring(pipeline, folder, "rollback")
     _finish(pipeline.rollback(rollout=measured.hook), measured.result)
 
@@ -312,7 +311,7 @@ def load(
     target = url or Sandbox(cfg, say=_say).status().lb_url
     if target is None:
         raise ConfigError("no --url given and the sandbox is not running; pass --url")
-    folder = Path(report_dir) if report_dir else default_report_dir(cfg, "load")
+    folder = report_folder(cfg, report_dir, "load")
     with _stage(f"load {target} at {cfg.load.rate:g} req/s for {seconds:g} s"):
         measured = measured_load(cfg, target, cfg.load.rate, seconds, folder, progress=_progress)
     _verdict(measured)

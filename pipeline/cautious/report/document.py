@@ -21,10 +21,12 @@ from typing import Any, Protocol
 
 from cautious import __version__
 from cautious.exceptions import UsageError
+from cautious.inputs import MAX_DOCUMENT_BYTES, clip, load_json, read_text, shorten
 from cautious.measure.availability import Availability
 from cautious.measure.claims import ClaimResult
 from cautious.report.canary import canary_section
 from cautious.report.registry import RENDERERS
+from cautious.report.schema import check_report
 from cautious.rollout.records import InstanceRecord, RolloutSummary, StepRecord, TimelineEvent
 from cautious.verdict import Experiment, Judgement, judge_run
 
@@ -158,47 +160,53 @@ def write_report(document: ReportDocument, out_dir: str | os.PathLike[str]) -> R
     )
     target = folder / _REPORT_NAME
     target.write_text(text + "\n", encoding="utf-8")
-    return _render(json.loads(text), target)
+    return _write(_draw(json.loads(text)), target)
 
 
 def read_report(path: str | os.PathLike[str]) -> tuple[dict[str, Any], Path]:
     """A report.json (or the folder holding one) and where it is; anything that is not a
-    readable report of this schema version is a :class:`UsageError`."""
+    regular file holding a report of this schema version, in the shape the renderers rely
+    on, is a :class:`UsageError`."""
     source = Path(path)
-    if source.is_dir():
+    if os.path.isdir(source):
         source = source / _REPORT_NAME
-    try:
-        report = json.loads(source.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise UsageError(
-            f"cannot read {source} ({exc.strerror}); give a report.json or its folder"
-        ) from None
-    except json.JSONDecodeError as exc:
-        raise UsageError(f"{source}:{exc.lineno}: not JSON ({exc.msg})") from None
+    where = clip(str(source), 80)
+    report = load_json(read_text(source, "the report", MAX_DOCUMENT_BYTES), where)
     found = report.get("schema_version") if isinstance(report, dict) else None
     if found != SCHEMA_VERSION:
         raise UsageError(
-            f"{source}: not a Cautious report of schema version {SCHEMA_VERSION} "
-            f"(schema_version is {found!r})"
+            f"{where}: not a Cautious report of schema version {SCHEMA_VERSION} "
+            f"(schema_version is {shorten(found)}); give a report.json or its folder"
         )
+    check_report(report, where)
     return report, source
 
 
 def render_folder(path: str | os.PathLike[str]) -> ReportPaths:
-    """Render every registered file again next to a report.json (or in its folder)."""
+    """Render every registered file again next to a report.json (or in its folder); nothing
+    is written unless every renderer could draw the document."""
     report, source = read_report(path)
     try:
-        return _render(report, source)
-    except (KeyError, TypeError, ValueError, AttributeError) as exc:
-        raise UsageError(f"{source}: incomplete or malformed report ({exc!r})") from None
+        drawn = _draw(report)
+    except Exception as exc:  # it passed the schema check, yet a renderer cannot draw it
+        raise UsageError(
+            f"{clip(str(source), 80)}: incomplete or malformed report "
+            f"({type(exc).__name__}: {clip(str(exc), 80)})"
+        ) from None
+    return _write(drawn, source)
 
 
-def _render(report: Mapping[str, Any], json_path: Path) -> ReportPaths:
+def _draw(report: Mapping[str, Any]) -> dict[str, tuple[str, bytes]]:
+    """Every renderer's file name and bytes, drawn in memory."""
+    return {item.name: (item.filename, item.render(report)) for item in RENDERERS}
+
+
+def _write(drawn: Mapping[str, tuple[str, bytes]], json_path: Path) -> ReportPaths:
     rendered = {}
-    for renderer in RENDERERS:
-        target = json_path.parent / renderer.filename
-        target.write_bytes(renderer.render(report))
-        rendered[renderer.name] = target
+    for name, (filename, content) in drawn.items():
+        target = json_path.parent / filename
+        target.write_bytes(content)
+        rendered[name] = target
     return ReportPaths(json=json_path, rendered=rendered)
 
 
