@@ -31,3 +31,13 @@ def sandbox(config: Config, docker_client: docker.DockerClient) -> Iterator[Sand
     finally:
         box.down()
         assert_nothing_left(docker_client, config.cluster.name)
+
+
+@pytest.fixture
+def stateful_clusters(docker_client: docker.DockerClient) -> Iterator[list[Config]]:
+    """Configurations whose clusters are torn down (and checked empty) after the test."""
+    made: list[Config] = []
+    yield made
+    for config in made:
+        Sandbox(config, say=lambda _: None).down()
+        assert_nothing_left(docker_client, config.cluster.name)

@@ -3,34 +3,25 @@ rotation; a release whose only difference is ignored by configuration passes the
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import docker
-import pytest
 from cautious.cluster.sandbox import Sandbox
-from cautious.config import Config, load_config
+from cautious.config import Config
 from cautious.deploy import DeployPipeline
 from cautious.legged import deploy_legs
 
-from tests.docker.helpers import REPO, assert_nothing_left
+from tests.docker.stateful import stateful_config
 
-CONFIG = REPO / "sandbox" / "stateful" / "cautious.yaml"
 RUNS = 2  # each run is a full canary under load: kept small for CI time
 
 
 def shadow_config(tmp_path: Path, leg: dict[str, Any]) -> Config:
-    return load_config(
-        CONFIG,
-        {
-            "cluster.name": f"t{uuid.uuid4().hex[:8]}",
-            "state_dir": str(tmp_path / "state"),
-            "reports_dir": str(tmp_path / "reports"),
-            "lb.check_interval_ms": 300,
-            "legs": [leg],
-            "data_check": None,
+    return stateful_config(
+        tmp_path,
+        legs=[leg],
+        data_check=None,
+        **{
             "canary.shadow": True,
             "canary.bake_s": 5,
             "canary.max_extension_s": 0,
@@ -39,22 +30,13 @@ def shadow_config(tmp_path: Path, leg: dict[str, Any]) -> Config:
     )
 
 
-@pytest.fixture
-def teardown(docker_client: docker.DockerClient) -> Iterator[list[Config]]:
-    made: list[Config] = []
-    yield made
-    for config in made:
-        Sandbox(config, say=lambda _: None).down()
-        assert_nothing_left(docker_client, config.cluster.name)
-
-
 def test_the_subtle_release_is_caught_by_the_shadow_gate(
-    tmp_path: Path, teardown: list[Config]
+    tmp_path: Path, stateful_clusters: list[Config]
 ) -> None:
     config = shadow_config(
         tmp_path, {"name": "subtle", "release": "v1-ascii", "strategy": "canary"}
     )
-    teardown.append(config)
+    stateful_clusters.append(config)
     for run in range(RUNS):
         result = deploy_legs(config, tmp_path / f"run-{run}", say=print)
         (leg,) = result.legs
@@ -65,12 +47,12 @@ def test_the_subtle_release_is_caught_by_the_shadow_gate(
 
 
 def test_a_release_differing_only_in_ignored_fields_passes_the_shadow_gate(
-    tmp_path: Path, teardown: list[Config]
+    tmp_path: Path, stateful_clusters: list[Config]
 ) -> None:
     expand = {"name": "add-full-name", "command": ["python3", "/app/hooks.py", "expand"]}
     leg = {"name": "expand", "release": "v2-expand", "strategy": "canary", "before": [expand]}
     config = shadow_config(tmp_path, leg)
-    teardown.append(config)
+    stateful_clusters.append(config)
     deploy_legs(config, tmp_path / "legs", say=print)
     sandbox = Sandbox(config, say=lambda _: None)
     records = DeployPipeline(config, sandbox=sandbox, say=lambda _: None).journal.rollouts()

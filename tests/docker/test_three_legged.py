@@ -9,43 +9,15 @@ acknowledged.
 from __future__ import annotations
 
 import json
-import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import docker
-import pytest
 from cautious.cluster.sandbox import Sandbox
-from cautious.config import Config, load_config
+from cautious.config import Config
+from cautious.deploy import DeployPipeline
 from cautious.legged import ACKED_NAME, deploy_legs
-from cautious.rollout.journal import Journal
 
-from tests.docker.helpers import REPO, assert_nothing_left
-
-CONFIG = REPO / "sandbox" / "stateful" / "cautious.yaml"
-
-
-def stateful_config(tmp_path: Path, **overrides: Any) -> Config:
-    return load_config(
-        CONFIG,
-        {
-            "cluster.name": f"t{uuid.uuid4().hex[:8]}",
-            "state_dir": str(tmp_path / "state"),
-            "reports_dir": str(tmp_path / "reports"),
-            "lb.check_interval_ms": 300,
-            **overrides,
-        },
-    )
-
-
-@pytest.fixture
-def teardown(docker_client: docker.DockerClient) -> Iterator[list[Config]]:
-    made: list[Config] = []
-    yield made
-    for config in made:
-        Sandbox(config, say=lambda _: None).down()
-        assert_nothing_left(docker_client, config.cluster.name)
+from tests.docker.stateful import stateful_config
 
 
 def _reports(folder: Path) -> list[dict[str, Any]]:
@@ -53,10 +25,10 @@ def _reports(folder: Path) -> list[dict[str, Any]]:
 
 
 def test_three_legs_under_load_lose_no_write_and_fail_no_request(
-    tmp_path: Path, teardown: list[Config]
+    tmp_path: Path, stateful_clusters: list[Config]
 ) -> None:
     config = stateful_config(tmp_path)
-    teardown.append(config)
+    stateful_clusters.append(config)
     folder = tmp_path / "legs"
     result = deploy_legs(config, folder, say=print)
 
@@ -80,18 +52,18 @@ def test_three_legs_under_load_lose_no_write_and_fail_no_request(
     assert last["columns"] == ["full_name"]
     assert last["missing"] == 0 and last["inconsistent"] == 0
     assert last["acked"] == len({json.loads(line)["id"] for line in acked})
-    journal = Journal(config.path(config.state_dir), config.cluster.name)
+    journal = DeployPipeline(config, sandbox=Sandbox(config, say=print), say=print).journal
     assert [note["leg"] for note in journal.notes("leg-end")] == ["expand", "migrate", "contract"]
     assert len(journal.notes("measured")) == 3
 
 
 def test_a_failing_migrate_hook_leaves_the_data_as_expand_left_it_and_the_service_serving(
-    tmp_path: Path, teardown: list[Config]
+    tmp_path: Path, stateful_clusters: list[Config]
 ) -> None:
     raw = json.loads(json.dumps(stateful_config(tmp_path).model_dump(mode="json")["legs"]))
     raw[1]["before"] = [{"name": "backfill", "command": ["python3", "/app/hooks.py", "fail"]}]
     config = stateful_config(tmp_path, legs=raw)
-    teardown.append(config)
+    stateful_clusters.append(config)
     result = deploy_legs(config, tmp_path / "legs", say=print)
 
     assert [leg.state for leg in result.legs] == ["succeeded", "failed", "skipped"]
@@ -103,7 +75,7 @@ def test_a_failing_migrate_hook_leaves_the_data_as_expand_left_it_and_the_servic
 
 
 def test_read_only_stop_and_go_serves_every_read_and_refuses_writes_only_in_the_switch(
-    tmp_path: Path, teardown: list[Config]
+    tmp_path: Path, stateful_clusters: list[Config]
 ) -> None:
     expand = {"name": "add-full-name", "command": ["python3", "/app/hooks.py", "expand"]}
     leg = {
@@ -124,7 +96,7 @@ def test_read_only_stop_and_go_serves_every_read_and_refuses_writes_only_in_the_
             "claims.write_refused_max_s": 30,
         },
     )
-    teardown.append(config)
+    stateful_clusters.append(config)
     folder = tmp_path / "legs"
     result = deploy_legs(config, folder, say=print)
 
