@@ -65,16 +65,17 @@ def projection_lines(projection: Projection) -> list[str]:
     for period in projection.periods:
         lines.append(f"per {period.period} ({period.deploys:,.0f} deploys):")
         lines.append(f"  downtime (seconds with errors) {_range(period.downtime_s, 's')}")
-        lines.append(f"  failed requests at the measured rate {_range(period.failed_requests, '')}")
+        failed = _range(period.failed_requests, "", digits=0)
+        lines.append(f"  failed requests at the measured rate {failed}")
         if period.budget_used is not None:
             lines.append(f"  error budget used {_range(period.budget_used, '%', 100)}")
         lines.append(f"  time spent deploying {_range(period.rollout_s, 's')}")
     return lines
 
 
-def _range(estimate: Estimate, unit: str, scale: float = 1) -> str:
+def _range(estimate: Estimate, unit: str, scale: float = 1, digits: int = 1) -> str:
     def show(value: float) -> str:
-        return f"{value * scale:,.1f}{' ' + unit if unit else ''}"
+        return f"{value * scale:,.{digits}f}{' ' + unit if unit else ''}"
 
     if estimate.low is None or estimate.high is None:
         return f"{show(estimate.expected)} (one measured deploy: no interval)"
