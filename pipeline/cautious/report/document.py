@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
 
-from cautious import __version__
+from cautious import __version__, redaction
 from cautious.exceptions import UsageError
 from cautious.inputs import MAX_DOCUMENT_BYTES, clip, load_json, read_text, shorten
 from cautious.measure.availability import Availability
@@ -147,12 +147,12 @@ def build_report(
 
 
 def write_report(document: ReportDocument, out_dir: str | os.PathLike[str]) -> ReportPaths:
-    """Write report.json (sorted keys) and render the other files from the text just written,
-    so they are exactly what :func:`render_folder` makes later."""
+    """Write report.json (sorted keys, secret values redacted) and render the other files from
+    the text just written, so they are exactly what :func:`render_folder` makes later."""
     folder = Path(out_dir)
     folder.mkdir(parents=True, exist_ok=True)
     text = json.dumps(
-        document.to_dict(folder.resolve()),
+        redaction.redact_data(document.to_dict(folder.resolve())),
         sort_keys=True,
         indent=2,
         ensure_ascii=False,
