@@ -338,10 +338,9 @@ def wait_for_rollout_progress(
 
     Read from the journal, so "mid-rollout" is a state of the rollout, not a guess in seconds.
     """
-    from cautious.rollout.journal import Journal
 
     record = _last_rollout(state)
-    journal = Journal(target.config.path(target.config.state_dir), target.cluster)
+    journal = target.sandbox().journal
     pid = int(record["pid"])
     for elapsed in deadline_loop(timeout_s, 0.2):
         mine = [r for r in journal.rollouts() if r.begin["time"] >= record["started"] - 1]

@@ -168,10 +168,9 @@ def _p99(latencies: list[float]) -> float | None:
 def _starts_per_instance(tgt: Any, since: float) -> dict[str, int]:
     """Instance starts recorded in the journal by rollouts begun since ``since``: forward
     start steps and rollback restarts. More than two per slot in one rollout is a restart storm."""
-    from cautious.rollout.journal import Journal
 
     starts: dict[str, int] = {}
-    journal = Journal(tgt.config.path(tgt.config.state_dir), tgt.cluster)
+    journal = tgt.sandbox().journal
     for record in journal.rollouts():
         if record.begin["time"] < since:
             continue

@@ -14,12 +14,13 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
 
+from cautious.audit import FORCED_NOTE, audit
 from cautious.backends import Instance
 from cautious.cluster.sandbox import Sandbox
 from cautious.config import Config, StrategyName
-from cautious.exceptions import ConfigError, SandboxError
+from cautious.exceptions import ConfigError, Drifted, SandboxError
+from cautious.inputs import clip
 from cautious.release import Release
-from cautious.rollout.journal import Journal
 from cautious.rollout.plan import Plan
 from cautious.rollout.runner import RolloutResult, Runner, recover
 from cautious.rollout.strategies import make_plan
@@ -76,7 +77,7 @@ class DeployPipeline:
         self.say = say
         self.stage = stage
         self.sandbox = sandbox or Sandbox(config, say=say)
-        self.journal = Journal(config.path(config.state_dir), config.cluster.name)
+        self.journal = self.sandbox.journal
 
     # -- planning ----------------------------------------------------------------------------
 
@@ -95,12 +96,14 @@ class DeployPipeline:
     # -- the chain -----------------------------------------------------------------------------
 
     def deploy(
-        self, release: str | None, *, rollout: RolloutHook | None = None
+        self, release: str | None, *, rollout: RolloutHook | None = None, force: bool = False
     ) -> RolloutResult | None:
-        """test → build → sandbox → rollout. None when the cluster already runs the release."""
+        """audit → test → build → sandbox → rollout. None when the cluster already runs the
+        release. Drift refuses the deploy (Drifted) unless ``force``, which is journaled."""
         if release is not None:
             self.config.release(release)  # an unknown name is bad input before anything runs
         with self.journal.lock():
+            self._check_audit(force)
             with self.stage("test"):
                 self._run_tests()
             with self.stage(f"build {release or 'working tree'}"):
@@ -180,6 +183,20 @@ class DeployPipeline:
         )
 
     # -- stages ------------------------------------------------------------------------------
+
+    def _check_audit(self, force: bool) -> None:
+        """Deploy only onto a cluster whose every change the journal accounts for."""
+        found = [finding.line() for finding in audit(self.journal, self.sandbox.backend).findings]
+        if not found:
+            return
+        first = clip(found[0], 160)
+        if not force:
+            raise Drifted(
+                f"the cluster drifted from its journal ({len(found)} finding(s), first: {first});"
+                " see `cautious audit`; fix it, or deploy with --force (journaled)"
+            )
+        self.say(f"deploying despite {len(found)} audit finding(s) (--force): {first}")
+        self.journal.note(FORCED_NOTE, findings=found)
 
     def _run_tests(self) -> None:
         command = self.config.service.test_command

@@ -14,6 +14,8 @@ The hierarchy follows the command line contract (DESIGN.md):
     - :class:`GateFailed` — a gate (readiness, bake, claims) said no during a rollout.
     - :class:`HostUnreachable` — an SSH host stopped answering (before a rollout starts, the
       ssh backend reports it as a PrerequisiteError instead: nothing was touched yet).
+    - :class:`Drifted` — the cluster or its journal changed outside Cautious; a deploy
+      refuses to start on it without ``--force``.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from cautious.verdict import Verdict
 __all__ = [
     "CautiousError",
     "ConfigError",
+    "Drifted",
     "GateFailed",
     "HostKeyError",
     "HostUnreachable",
@@ -75,6 +78,10 @@ class GateFailed(SandboxError):
     def __init__(self, message: str, verdict: Verdict = "fail") -> None:
         super().__init__(message)
         self.verdict: Verdict = verdict
+
+
+class Drifted(SandboxError):
+    """``cautious audit`` found changes no journaled rollout made (or a broken journal)."""
 
 
 class HostUnreachable(SandboxError):

@@ -39,6 +39,7 @@ def assert_nothing_left(client: docker.DockerClient, cluster: str) -> None:
     label = f"cautious.cluster={cluster}"
     assert client.containers.list(all=True, filters={"label": label}) == []
     assert client.networks.list(filters={"label": label}) == []
+    assert client.volumes.list(filters={"label": label}) == []
 
 
 class LoadLoop:

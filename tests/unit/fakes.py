@@ -121,7 +121,7 @@ def fake_cluster(
         config, say=said.append, behaviours=BEHAVIOURS, traffic_per_s=traffic_per_s
     )
     sandbox = Sandbox(config, backend, say=said.append)
-    journal = Journal.of(config, backend)
+    journal = sandbox.journal
     if up is not None:
         sandbox.up(config.cluster.instances, up)
     return FakeCluster(config, backend, sandbox, journal, said)

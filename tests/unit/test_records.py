@@ -33,8 +33,9 @@ def test_the_runner_makes_typed_records(cluster: FakeCluster) -> None:
     result = cluster.roll("v2")
     assert result.steps and all(isinstance(step, StepRecord) for step in result.steps)
     assert all(isinstance(event, TimelineEvent) for event in result.timeline)
+    v2 = cluster.release("v2").digest
     assert result.instances == tuple(
-        InstanceRecord(f"sample-{n}", "v2", "running") for n in range(1, 5)
+        InstanceRecord(f"sample-{n}", "v2", "running", digest=v2) for n in range(1, 5)
     )
     summary = result.summary()
     assert (summary.from_release, summary.to_release, summary.outcome) == ("v1", "v2", "succeeded")

@@ -25,7 +25,9 @@ from cautious.release import Release
 
 __all__ = [
     "MAX_SLOTS",
+    "Auditable",
     "Backend",
+    "HasStateStore",
     "Instance",
     "InstanceSpec",
     "InstanceState",
@@ -35,7 +37,9 @@ __all__ = [
     "NetworkFault",
     "NetworkFaults",
     "NetworkLeftovers",
+    "Occupant",
     "Pace",
+    "StateStore",
     "slot_names",
 ]
 
@@ -256,4 +260,69 @@ class NetworkFaults(Protocol):
 
     def network_leftovers(self) -> NetworkLeftovers:
         """What faults left behind on the running instances."""
+        ...
+
+
+@runtime_checkable
+class StateStore(Protocol):
+    """Small text files kept where the cluster is: the rollout lock and the journal.
+
+    Every checkout, CI workspace or machine that reaches the cluster reaches the same files, so
+    all of them see one lock and one history. ``create`` is atomic (exactly one of two
+    concurrent callers gets True): the lock is built on it.
+    """
+
+    where: str  # for messages: e.g. "Docker volume cautious-sandbox-state"
+
+    def read(self, name: str, max_bytes: int) -> str:
+        """The file's text ("" when there is none); ConfigError when it exceeds ``max_bytes``."""
+        ...
+
+    def append(self, name: str, text: str) -> None:
+        """Add ``text`` at the end, durably (it must survive a SIGKILL that follows)."""
+        ...
+
+    def create(self, name: str, text: str) -> bool:
+        """Write a new file; False (and nothing written) when it exists."""
+        ...
+
+    def replace(self, name: str, text: str) -> None:
+        """Write the whole file at once (readers see the old or the new text, never a mix)."""
+        ...
+
+    def remove(self, name: str) -> None:
+        """Remove the file; nothing when there is none."""
+        ...
+
+
+@runtime_checkable
+class HasStateStore(Protocol):
+    """A backend that keeps the cluster's state with the cluster (every bundled one does)."""
+
+    def state_store(self) -> StateStore:
+        """The store of this cluster's lock and journal."""
+        ...
+
+
+@dataclass(frozen=True)
+class Occupant:
+    """Something running on the cluster's network or ports, as the engine itself sees it.
+
+    ``image`` is what it actually runs (not what its labels claim); ``role`` what Cautious
+    started it as (instance, lb, state, …), "" when Cautious did not start it; ``slot`` the
+    instance slot it serves, "" when it is not an instance.
+    """
+
+    name: str
+    image: str
+    role: str = ""
+    slot: str = ""
+
+
+@runtime_checkable
+class Auditable(Protocol):
+    """A backend that lists everything on its cluster's network, for ``cautious audit``."""
+
+    def occupants(self) -> list[Occupant]:
+        """Every container or process on the cluster's network or ports, Cautious's or not."""
         ...

@@ -32,9 +32,11 @@ from cautious.backends.base import (
     LbAddressing,
     LbEndpoint,
     LbRestart,
+    Occupant,
     Pace,
     slot_names,
 )
+from cautious.backends.state import MemoryStore
 from cautious.cluster.balancer import AdminState, LoadBalancer, ServerStat
 from cautious.config import Config
 from cautious.exceptions import SandboxError
@@ -96,6 +98,7 @@ class _Copy:
     exited: int | None = None  # the exit code once stopped or killed
     paused: bool = False
     log: list[str] = field(default_factory=list)
+    image: str = ""  # what really runs, when someone replaced it outside Cautious
 
     def exit_code(self, now: float) -> int | None:
         if self.exited is not None:
@@ -142,6 +145,8 @@ class FakeBackend:
         self._copies: dict[str, _Copy] = {}
         self._starts: dict[str, int] = {}  # per release label, for scripted start-up times
         self._lock = threading.RLock()
+        self._state = MemoryStore()  # the cluster's lock and journal live as long as it does
+        self.strangers: list[Occupant] = []  # started by hand on the cluster's network
 
     # -- releases ----------------------------------------------------------------------------
 
@@ -284,6 +289,29 @@ class FakeBackend:
             raise SandboxError("the fake cluster has no load balancer to restart")
         self.fake_lb.forget_runtime_state()
         return LbRestart(stopped_s=0.0, down_s=0.0, same_address=True)
+
+    def state_store(self) -> MemoryStore:
+        return self._state
+
+    # -- what an audit sees, and the changes it must catch -------------------------------------
+
+    def occupants(self) -> list[Occupant]:
+        with self._lock:
+            found = [
+                Occupant(slot, copy.image or copy.release.digest, "instance", slot)
+                for slot, copy in self._copies.items()
+            ]
+        lb = [Occupant("lb", "fake-haproxy", "lb")] if self.fake_lb is not None else []
+        return found + lb + self.strangers
+
+    def start_by_hand(self, name: str, image: str) -> None:
+        """What someone does with ``docker run`` on the cluster's network."""
+        self.strangers.append(Occupant(name, image))
+
+    def replace_image(self, slot: str, image: str) -> None:
+        """What someone does who swaps an instance's image and keeps its name and labels."""
+        with self._lock:
+            self._copies[slot].image = image
 
     # -- teardown ----------------------------------------------------------------------------
 

@@ -23,6 +23,7 @@ from invoke.tasks import task
 from rich.status import Status
 from rich.table import Table
 
+from cautious.cli.audit import audit
 from cautious.cli.chaos_tasks import chaos_ns, gameday, report_folder
 from cautious.cli.forecast import print_estimate, print_legs, print_projection, print_tail_warnings
 from cautious.cli.terminal import clean_errors, console
@@ -41,7 +42,7 @@ from cautious.measure.session import (
     request_log_path,
 )
 from cautious.report.document import render_folder
-from cautious.rollout.journal import Journal, StartupStats, startup_stats
+from cautious.rollout.journal import StartupStats, startup_stats
 from cautious.rollout.runner import RolloutResult
 
 __all__ = ["ns"]
@@ -208,6 +209,7 @@ _CLAIM_HELP = "override a claim, NAME=VALUE (repeatable), e.g. --claim p99_ms=20
         "plan": "three-legged: run the legs declared under 'legs', each a measured deploy",
         "report_dir": _REPORT_HELP,
         "claim": _CLAIM_HELP,
+        "force": "deploy even when `cautious audit` finds drift (journaled, with the findings)",
         "config": "path to cautious.yaml",
     },
 )
@@ -221,8 +223,10 @@ def deploy(
     claim: list[str] | None = None,
     config: str | None = None,
     plan_: str | None = None,
+    force: bool = False,
 ) -> None:
-    """test → build → rollout under load → claims → report. Exit 1 on a failed claim or rollback."""
+    """audit → test → build → rollout under load → claims → report. Exit 1 on drift (unless
+    --force), a failed claim or a rollback."""
     cfg = _load(config, **{"rollout.strategy": strategy}, **_claim_overrides(claim))
     if release is not None:
         cfg.release(release)  # an undeclared name is bad input, for a dry run too
@@ -248,7 +252,7 @@ def deploy(
         return
     folder = report_folder(cfg, report_dir, "deploy")
     measured = _measuring(pipeline, folder, "deploy")
-    _finish(pipeline.deploy(release, rollout=measured.hook), measured.result)
+    _finish(pipeline.deploy(release, rollout=measured.hook, force=force), measured.result)
 
 
 def _three_legged(cfg: Config, plan: str, *, dry_run: bool, report_dir: str | None) -> None:
@@ -500,7 +504,7 @@ def history(
 ) -> None:
     """The journal: every rollout, who, what, outcome (or start-up times, or the projection)."""
     cfg = _load(config)
-    journal = Journal(cfg.path(cfg.state_dir), cfg.cluster.name)
+    journal = Sandbox(cfg, say=_say).journal
     rollouts = journal.rollouts()
     if projection:
         per_day = _number("--deploys-per-day", deploys_per_day)
@@ -627,6 +631,7 @@ ns = Collection(
     deploy,
     rollback,
     history,
+    audit,
     load,
     report,
     bench,

@@ -19,6 +19,7 @@ from cautious.cluster.lb import render_haproxy_config
 from cautious.config import Config, DependencyConfig, env_values
 from cautious.exceptions import ConfigError, SandboxError, UsageError
 from cautious.release import Release, git_revision
+from cautious.rollout.journal import Journal
 from cautious.rollout.operations import retire_instance, start_instance
 
 __all__ = ["InstanceStatus", "Sandbox", "SandboxStatus"]
@@ -71,6 +72,7 @@ class Sandbox:
         self.config = config
         self.say = say
         self.backend = backend or make_backend(config, say)
+        self.journal = Journal.of(config, self.backend)  # kept with the cluster
 
     # -- release and load balancer --------------------------------------------------------------
 
@@ -142,8 +144,9 @@ class Sandbox:
         self.ensure_dependencies()
         self.ensure_lb()
         runtime = self.runtime()
-        for dead in (item for item in self.backend.instances() if item.state != "running"):
-            self.backend.stop(dead.name, grace_s=0)
+        dead = [item for item in self.backend.instances() if item.state != "running"]
+        for item in dead:
+            self.backend.stop(item.name, grace_s=0)
         for extra in running[count:]:
             self.say(f"{extra.name}: stopping (cluster scaled to {count})")
             retire_instance(
@@ -164,7 +167,21 @@ class Sandbox:
                 ready_timeout_s=self.config.rollout.ready_timeout_s,
             )
             self.say(f"{slot}: {label} ready in {started.ready_s:.1f} s")
+        if dead or len(running) != count:
+            self._journal_up()
         return self.status()
+
+    def _journal_up(self) -> None:
+        """Record what runs after ``up`` changed it: the audit holds every instance to the
+        journal, and these were started outside a rollout."""
+        self.journal.note(
+            "up",
+            instances=[
+                {"name": item.name, "release": item.release, "digest": item.digest}
+                for item in self.backend.instances()
+                if item.state == "running"
+            ],
+        )
 
     def spec(self, slot: str, release: Release) -> InstanceSpec:
         """How to start ``release`` in ``slot`` (the environment is baked into the image)."""

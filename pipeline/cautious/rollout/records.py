@@ -115,7 +115,8 @@ class InstanceRecord:
     """An instance, the release it runs and the backend's state of it.
 
     On real hosts it also names the host and the release's directory there, so the journal
-    says which files each machine ran.
+    says which files each machine ran; the digest is what ``cautious audit`` holds the running
+    instance to (a label may be rebuilt under the same name).
     """
 
     name: str
@@ -123,15 +124,16 @@ class InstanceRecord:
     state: str = "running"
     host: str = ""
     release_dir: str = ""
+    digest: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         found = {"name": self.name, "release": self.release, "state": self.state}
-        where = {"host": self.host, "release_dir": self.release_dir}
+        where = {"host": self.host, "release_dir": self.release_dir, "digest": self.digest}
         return found | {key: value for key, value in where.items() if value}
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> InstanceRecord:
-        where = {key: str(data.get(key, "")) for key in ("host", "release_dir")}
+        where = {key: str(data.get(key, "")) for key in ("host", "release_dir", "digest")}
         state = str(data.get("state", "running"))
         return cls(str(data["name"]), str(data["release"]), state, **where)
 

@@ -40,7 +40,6 @@ from cautious.rollout.plan import (
     Step,
     Switch,
 )
-from cautious.rollout.shadowing import shadow_gate
 from cautious.rollout.records import (
     InstanceRecord,
     RolloutSummary,
@@ -48,6 +47,7 @@ from cautious.rollout.records import (
     StepRecord,
     TimelineEvent,
 )
+from cautious.rollout.shadowing import shadow_gate
 
 __all__ = ["Interrupted", "RolloutResult", "Runner", "recover", "terminate_as_interrupt"]
 
@@ -507,7 +507,9 @@ class Runner:
     def instances_now(self) -> list[InstanceRecord]:
         """Every instance, its release and state, as the journal's end record lists them."""
         return [
-            InstanceRecord(item.name, item.release, item.state, item.host, item.release_dir)
+            InstanceRecord(
+                item.name, item.release, item.state, item.host, item.release_dir, item.digest
+            )
             for item in self.backend.instances()
         ]
 

@@ -33,6 +33,7 @@ from cautious.backends.base import (
     LbRestart,
     NetworkFault,
     NetworkLeftovers,
+    Occupant,
     Pace,
     slot_names,
 )
@@ -40,6 +41,7 @@ from cautious.backends.dependencies import DependencySpec, DependencyState, OneO
 from cautious.backends.docker import faults, images, stateful
 from cautious.backends.docker.baseimage import ensure_base_image
 from cautious.backends.docker.images import LABEL_PREFIX, build_image, managed_labels
+from cautious.backends.docker.state import VolumeStore
 from cautious.cluster.health import probe
 from cautious.cluster.lb import FRONTEND_PORT, RUNTIME_PORT, HAProxyRuntime
 from cautious.config import Config
@@ -116,6 +118,7 @@ class DockerBackend:
         # where each instance started here answers: readiness polls then cost no engine call
         self._local_urls: dict[str, str] = {}
         self._cluster_label = f"{LABEL_PREFIX}cluster={self.cluster}"
+        self._state = VolumeStore(self)
 
     # -- releases ----------------------------------------------------------------------------
 
@@ -418,7 +421,27 @@ class DockerBackend:
     ) -> OneOff:
         return stateful.run_once(self, release, command, env=env, timeout_s=timeout_s, files=files)
 
+    def state_store(self) -> VolumeStore:
+        return self._state
+
+    def occupants(self) -> list[Occupant]:
+        """Running containers on the cluster's network or carrying its label, each with the
+        image it really runs (its labels may say otherwise)."""
+        found: dict[str, Container] = {}
+        for filters in ({"network": self.network_name}, {"label": self._cluster_label}):
+            found.update((item.id, item) for item in self.client.containers.list(filters=filters))
+        return [self._occupant(container) for container in found.values()]
+
+    def _occupant(self, container: Container) -> Occupant:
+        labels = container.labels or {}
+        ours = labels.get(f"{LABEL_PREFIX}cluster") == self.cluster
+        role = labels.get(f"{LABEL_PREFIX}role", "") if ours else ""
+        slot = self.slot_of(container) if role == "instance" else ""
+        return Occupant(str(container.name), str(container.attrs.get("Image", "")), role, slot)
+
     def teardown(self) -> list[str]:
+        """Remove the cluster's containers, network and state volume (its lock and journal:
+        a cluster created again starts a new history)."""
         self._local_urls.clear()
         containers = self.client.containers.list(all=True, filters={"label": self._cluster_label})
 
@@ -435,6 +458,9 @@ class DockerBackend:
         for network in self.client.networks.list(filters={"label": self._cluster_label}):
             network.remove()
             removed.append(f"network {network.name}")
+        for volume in self.client.volumes.list(filters={"label": self._cluster_label}):
+            volume.remove(force=True)
+            removed.append(f"volume {volume.name}")
         return removed
 
     # -- helpers -----------------------------------------------------------------------------

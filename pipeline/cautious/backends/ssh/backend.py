@@ -30,6 +30,7 @@ from cautious.backends.base import (
     LbEndpoint,
     LbRestart,
     Pace,
+    StateStore,
 )
 from cautious.backends.ssh.artifact import ArtifactStore
 from cautious.backends.ssh.inventory import Host, Inventory, Placement
@@ -330,6 +331,10 @@ class SshBackend:
 
     def ensure_lb(self, config_text: str) -> LbEndpoint:
         return self._lb().ensure_lb(config_text)
+
+    def state_store(self) -> StateStore:
+        """The lock and journal sit with the load balancer: a labelled volume in its engine."""
+        return self._lb().state_store()
 
     def lb(self) -> LbEndpoint | None:
         return self._lb().lb()
