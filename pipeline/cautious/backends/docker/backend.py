@@ -443,6 +443,7 @@ class DockerBackend:
         """Remove the cluster's containers, network and state volume (its lock and journal:
         a cluster created again starts a new history)."""
         self._local_urls.clear()
+        self._state.forget()
         containers = self.client.containers.list(all=True, filters={"label": self._cluster_label})
 
         def remove(container: Container) -> str | None:

@@ -46,6 +46,8 @@ class VolumeStore:
         self._container: Container | None = None
 
     def read(self, name: str, max_bytes: int) -> str:
+        if not self._volume_exists():
+            return ""  # reading creates nothing (`invoke history` of a cluster that is down)
         code, out = self._run(_READ, name, str(max_bytes))
         if code == _TOO_LARGE:
             raise too_large(self.where, name, max_bytes)
@@ -66,7 +68,21 @@ class VolumeStore:
         self._check(self._run(_REPLACE, name, text)[0], "write", name)
 
     def remove(self, name: str) -> None:
-        self._check(self._run(_REMOVE, name)[0], "remove", name)
+        if self._volume_exists():  # gone with the cluster: nothing to remove, nothing to create
+            self._check(self._run(_REMOVE, name)[0], "remove", name)
+
+    def forget(self) -> None:
+        """The state container is gone (teardown): reach it afresh next time."""
+        self._container = None
+
+    def _volume_exists(self) -> bool:
+        if self._container is not None:
+            return True
+        try:
+            self.backend.client.volumes.get(self.volume)
+        except docker.errors.NotFound:
+            return False
+        return True
 
     def _check(self, code: int, what: str, name: str) -> None:
         if code != 0:
