@@ -46,7 +46,7 @@ def availability(
     since_method: bool = False,
     configuration: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Availability of the load so far (DESIGN.md definitions) and the claims judged on it.
+    """Availability of the load so far (as cautious.measure.availability defines it) and its claims.
 
     ``claims`` overrides keys of ``cautious.yaml``'s ``claims`` (``null`` switches one off).
     Waits (bounded) until ``min_seconds`` full seconds (default: the config's ``load.warmup_s``)

@@ -1,6 +1,6 @@
 """The deploy chain: test → build → sandbox → rollout, each stage gating the next.
 
-Like the Famigo pipeline (seeds/001), a failing stage stops the chain before anything later
+In a chained pipeline, a failing stage stops the chain before anything later
 happens: failing tests build nothing, a failing build touches no instance. The whole chain holds
 the cluster's lock, so a second deploy is refused at once rather than after its tests.
 """

@@ -1,6 +1,6 @@
 """Errors Cautious raises on purpose, and the exit code each one maps to.
 
-The hierarchy follows the command line contract (DESIGN.md):
+The hierarchy follows the command line contract (exit 0 pass, 1 failed, 2 bad input):
 
 - :class:`CautiousError` — the root; carries ``exit_code`` so the task layer can turn any of
   them into a one-line message and the right exit code, with no traceback.

@@ -1,7 +1,7 @@
 """The sandbox's sample service: a small HTTP service that behaves like a real one.
 
 Cautious rolls this service out across the sandbox cluster while Locust drives load, so it
-needs the properties that make real rollouts hard: a stochastic start-up (seed 000), a
+needs the properties that make real rollouts hard: a stochastic start-up, a
 readiness probe that lies until start-up is done, graceful draining on SIGTERM, and knobs
 that turn a good release into a bad one (errors, latency, crashes, turning unhealthy).
 Every response names the instance and release that served it (``X-Instance`` /
@@ -134,7 +134,7 @@ class Config:
 def draw_startup_s(median_s: float, sigma: float, seed: int | None) -> float:
     """Draw a start-up time from a lognormal: start-up is stochastic and right-skewed.
 
-    The lognormal keeps times positive with a long tail, the shape seed 000 warns about
+    The lognormal keeps times positive with a long tail, the shape real start-ups have
     (the slowest instance defines the rollout). sigma 0 means exactly the median.
     """
     if sigma == 0.0 or median_s == 0.0:

@@ -1,5 +1,5 @@
 """Static checks of the GitHub side: actionlint, the public JSON schemas, shellcheck, and the rules
-of FIELD-NOTES ("every run step has a shell; inputs go through env, never into a script")."""
+of composite actions ("every run step has a shell; inputs go through env, never into a script")."""
 
 from __future__ import annotations
 

@@ -90,7 +90,7 @@ def test_chaos_discover_finds_every_activity(tmp_path: Path) -> None:
 
 
 def test_the_activity_modules_import_nothing_heavy() -> None:
-    """`chaos validate` imports every activity module (FIELD-NOTES): no Docker SDK, pydantic,
+    """`chaos validate` imports every activity module: no Docker SDK, pydantic,
     locust or gevent at import time."""
     code = (
         "import sys, chaoscautious, chaoscautious.actions, chaoscautious.probes, "
@@ -112,7 +112,7 @@ def test_discover_without_system_lists_activities() -> None:
 
 @pytest.mark.parametrize("path", EXPERIMENTS, ids=lambda path: path.stem)
 def test_every_experiment_is_safe_to_run(path: Path) -> None:
-    """The rules that keep a broken experiment from passing: see FIELD-NOTES, Chaos Toolkit."""
+    """The rules that keep a broken experiment from passing (chaoslib's defaults)."""
     experiment = load(path)
     assert experiment["runtime"] == {"rollbacks": {"strategy": "always"}}
     assert [c["provider"]["module"] for c in experiment["controls"]] == ["chaoscautious.controls"]

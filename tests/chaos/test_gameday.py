@@ -1,6 +1,6 @@
 """The game day's own judgement of a chaoslib journal, its suite file, summary and task errors.
 
-chaoslib's ``completed`` is not a pass (FIELD-NOTES): these journals are the ways an
+chaoslib's ``completed`` is not a pass: these journals are the ways an
 experiment can end "completed" or exit 0 while something went wrong, and each must fail.
 """
 

@@ -1,4 +1,4 @@
-"""Availability follows DESIGN.md's definitions to the request, and its totals add up."""
+"""Availability follows its documented definitions to the request, and its totals add up."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The Invoke tasks: the command line contract of DESIGN.md.
+"""The Invoke tasks: the command line contract (flags, exit codes 0 / 1 / 2).
 
 Tasks stay thin: parse flags, load the configuration (flags on top), call the library, print.
 Every deliberate error (``CautiousError``) becomes one line on stderr and its exit code —

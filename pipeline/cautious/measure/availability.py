@@ -1,4 +1,4 @@
-"""Availability measured from a request log, with the definitions DESIGN.md fixes for everyone.
+"""Availability measured from a request log, with one set of definitions for everyone.
 
 Everything is built on per-second rows, and every total is a sum of those rows, so the figures
 in a report always add up:

@@ -471,7 +471,7 @@ def _ready_sample(sample: object) -> bool:
 
 @dataclass(frozen=True)
 class StartupStats:
-    """The distribution of time-to-ready (seeds/000: look at the tail, not the mean)."""
+    """The distribution of time-to-ready (the tail decides, not the mean)."""
 
     release: str
     count: int
