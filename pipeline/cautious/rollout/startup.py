@@ -74,7 +74,7 @@ class TailWarning:
             f"{self.observed_beyond} reached the deadline, about "
             f"{self.estimated_share:.1%} would by a lognormal fit): a rollout of {instances} "
             f"instances rolls a healthy release back with a chance of about "
-            f"{self.rollout_failure_chance(instances):.0%}; raise ready_timeout_s"
+            f"{self.rollout_failure_chance(instances):.1%}; raise ready_timeout_s"
         )
 
 
