@@ -24,7 +24,6 @@ def stateful_config(tmp_path: Path, **overrides: Any) -> Config:
             "cluster.name": f"t{uuid.uuid4().hex[:8]}",
             "state_dir": str(tmp_path / "state"),
             "reports_dir": str(tmp_path / "reports"),
-            "lb.check_interval_ms": 300,
             **overrides,
         },
     )
