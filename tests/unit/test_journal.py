@@ -7,7 +7,8 @@ import time
 from pathlib import Path
 
 import pytest
-from cautious.exceptions import LockHeld
+from cautious.exceptions import ConfigError, LockHeld
+from cautious.redaction import REDACTED, remember
 from cautious.rollout.journal import Journal, actor, startup_stats
 
 
@@ -111,3 +112,60 @@ def test_startup_statistics_show_the_tail_per_release(tmp_path: Path) -> None:
     assert (stats.min_s, stats.median_s, stats.max_s) == (1.0, 1.2, 9.0)
     assert stats.p99_s == 9.0  # nearest rank: the slowest starter is the tail
     assert stats.p90_s == 9.0
+
+
+@pytest.mark.parametrize(
+    ("line", "problem"),
+    [
+        ("[1, 2]", "not a journal record (a JSON object with a 'type')"),
+        ('"begin"', "not a journal record"),
+        ('{"type": "begin", "time": "yesterday", "id": "x"}', "'time' is not a number"),
+        ('{"type": "step", "time": 1}', "a step record without a text 'id'"),
+        ('{"type": "begin", "time": 1, "id": "x", "who": "a", "strategy": "rolling"}', "'from'"),
+        (
+            '{"type": "end", "time": 1, "id": "x", "outcome": "exploded"}',
+            "'outcome' unlike",
+        ),
+        ('{"type": "step", "time": 1, "id": "x", "ready_s": [{"seconds": 1}]}', "'ready_s'"),
+        ('{"type": "step", "time": NaN, "id": "x"}', "NaN is not a number JSON allows"),
+        ("[" * 500 + "]" * 500, "nested deeper than"),
+    ],
+)
+def test_an_odd_line_in_the_middle_is_bad_input_naming_its_line(
+    tmp_path: Path, line: str, problem: str
+) -> None:
+    journal = Journal(tmp_path, "c")
+    begin(journal)
+    with journal.path.open("a") as handle:
+        handle.write(line + "\n")
+    journal.end(begin(journal), "succeeded")
+    with pytest.raises(ConfigError) as error:
+        journal.rollouts()
+    message = str(error.value)
+    assert "journal.jsonl:2: " in message and problem in message
+    assert "\n" not in message and len(message) <= 300
+
+
+def test_a_journal_that_is_not_utf8_text_is_bad_input(tmp_path: Path) -> None:
+    journal = Journal(tmp_path, "c")
+    begin(journal)
+    with journal.path.open("ab") as handle:
+        handle.write(b"\xff\xfe\n")
+    with pytest.raises(ConfigError, match="is not UTF-8 text"):
+        journal.rollouts()
+
+
+def test_records_of_other_kinds_are_left_to_their_readers(tmp_path: Path) -> None:
+    journal = Journal(tmp_path, "c")
+    journal.end(begin(journal), "succeeded")
+    journal.note("measurement", verdict="pass")
+    assert [record.outcome for record in journal.rollouts()] == ["succeeded"]
+
+
+def test_a_secret_value_never_reaches_the_journal(tmp_path: Path) -> None:
+    remember(["planted-journal-secret"])
+    journal = Journal(tmp_path, "c")
+    journal.end(begin(journal), "rolled-back", reason="the app logged planted-journal-secret")
+    assert "planted-journal-secret" not in journal.path.read_text()
+    [record] = journal.rollouts()
+    assert record.end is not None and record.end["reason"] == f"the app logged {REDACTED}"
