@@ -30,7 +30,7 @@ from cautious.cli.terminal import clean_errors, console
 from cautious.cluster.sandbox import Sandbox, SandboxStatus
 from cautious.config import Config, load_config
 from cautious.deploy import DeployPipeline, Prepared, RolloutHook
-from cautious.exceptions import ConfigError, SandboxError, UsageError
+from cautious.exceptions import ConfigError, UsageError
 from cautious.inputs import finite_number, shorten
 from cautious.legged import deploy_legs, legs_of
 from cautious.measure.claims import claim_label, format_figure, format_target
@@ -38,8 +38,7 @@ from cautious.measure.load import MAX_WORKERS
 from cautious.measure.session import (
     Measured,
     measured_load,
-    measured_rollout,
-    request_log_path,
+    measuring_hook,
 )
 from cautious.report.document import render_folder
 from cautious.rollout.journal import StartupStats, startup_stats
@@ -390,22 +389,12 @@ class _Measuring:
 
 def _measuring(pipeline: DeployPipeline, folder: Path, command: str) -> _Measuring:
     state = _Measuring(hook=pipeline.run_rollout)
+    measured: list[Measured] = []
+    measure = measuring_hook(pipeline, folder, command, measured, progress=_progress)
 
     def hook(prepared: Prepared, kind: str) -> RolloutResult:
-        url = pipeline.sandbox.status().lb_url
-        if url is None:
-            raise SandboxError("the sandbox has no load balancer to send load through")
-        result, state.result = measured_rollout(
-            pipeline.config,
-            url,
-            folder,
-            lambda on_step: pipeline.run_rollout(
-                prepared, kind, on_step=on_step, request_logs=(request_log_path(folder),)
-            ),
-            command=command,
-            progress=_progress,
-            journal=pipeline.journal,
-        )
+        result = measure(prepared, kind)
+        state.result = measured[-1] if measured else None
         if not result.succeeded and _live:
             _live[-1].failed_as = result.outcome  # the stage must not print ✓
         return result
