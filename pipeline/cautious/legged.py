@@ -20,9 +20,9 @@ from typing import Any
 
 from cautious.cluster.sandbox import Sandbox
 from cautious.config import Config, HookConfig
-from cautious.deploy import DeployPipeline, Prepared, Stage
+from cautious.deploy import DeployPipeline, RolloutHook, Stage
 from cautious.exceptions import ConfigError, SandboxError
-from cautious.measure.session import Measured, measured_rollout, request_log_path
+from cautious.measure.session import Measured, measuring_hook
 from cautious.rollout.legs import Hook, HookRun, HookWhen, Leg, LegRollout, LegsResult, run_legs
 from cautious.rollout.runner import RolloutResult
 
@@ -160,33 +160,14 @@ class DeployedLegs:
         pipeline: DeployPipeline,
         leg: Leg,
         kind: str,
-        run: Callable[[Callable[[Prepared, str], RolloutResult]], RolloutResult | None],
+        run: Callable[[RolloutHook], RolloutResult | None],
     ) -> tuple[RolloutResult | None, Measured | None]:
         """``run(hook)`` with a hook that measures the rollout into the leg's folder."""
         self._runs += 1
         suffix = "" if kind == "deploy" else f"-{kind}"
         folder = self.folder / f"{self._runs}-{leg.name}{suffix}"
         measured: list[Measured] = []
-
-        def hook(prepared: Prepared, command: str) -> RolloutResult:
-            url = pipeline.sandbox.status().lb_url
-            if url is None:
-                raise SandboxError("the sandbox has no load balancer to send load through")
-            result, measurement = measured_rollout(
-                pipeline.config,
-                url,
-                folder,
-                lambda on_step: pipeline.run_rollout(
-                    prepared, command, on_step=on_step, request_logs=(request_log_path(folder),)
-                ),
-                command=command,
-                progress=self.progress,
-                journal=pipeline.journal,
-            )
-            measured.append(measurement)
-            return result
-
-        result = run(hook)
+        result = run(measuring_hook(pipeline, folder, kind, measured, progress=self.progress))
         self.measured += measured
         return result, (measured[0] if measured else None)
 

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 import yaml
 from cautious.cli import tasks
+from cautious.measure import session
 from invoke.context import MockContext
 from invoke.exceptions import Exit
 from invoke.runners import Result
@@ -82,7 +83,7 @@ def test_a_rolled_back_rollout_stage_ends_with_a_cross_not_a_tick(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
     rolled_back = SimpleNamespace(succeeded=False, outcome="rolled-back")
-    monkeypatch.setattr(tasks, "measured_rollout", lambda *_, **__: (rolled_back, None))
+    monkeypatch.setattr(session, "measured_rollout", lambda *_, **__: (rolled_back, None))
     sandbox = SimpleNamespace(status=lambda: SimpleNamespace(lb_url="http://127.0.0.1:1"))
     pipeline: Any = SimpleNamespace(sandbox=sandbox, config=None, run_rollout=None, journal=None)
     measuring = tasks._measuring(pipeline, tmp_path, "deploy")

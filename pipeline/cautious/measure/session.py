@@ -16,9 +16,10 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from cautious.config import Config
+from cautious.exceptions import SandboxError
 from cautious.measure.availability import availability_of_logs
 from cautious.measure.claims import ClaimResult, evaluate_claims
 from cautious.measure.load import REQUEST_LOG_NAME, LoadHandle, start_load
@@ -37,11 +38,15 @@ from cautious.report.document import ReportDocument, ReportPaths, build_report, 
 from cautious.rollout.journal import Journal
 from cautious.rollout.runner import RolloutResult
 
+if TYPE_CHECKING:  # the deploy chain calls measurement, never the other way round at run time
+    from cautious.deploy import DeployPipeline, Prepared, RolloutHook
+
 __all__ = [
     "Measured",
     "default_report_dir",
     "measured_load",
     "measured_rollout",
+    "measuring_hook",
     "request_log_path",
 ]
 
@@ -195,6 +200,38 @@ def _shadow_env(out: Path, sample: float) -> dict[str, str]:
         SHADOW_LOG_ENV: str(out / SHADOW_LOG_NAME),
         SHADOW_SAMPLE_ENV: repr(sample),
     }
+
+
+def measuring_hook(
+    pipeline: DeployPipeline,
+    folder: Path,
+    command: str,
+    measured: list[Measured],
+    *,
+    progress: Callable[[str], None] = lambda _: None,
+) -> RolloutHook:
+    """A deploy's rollout hook that runs the prepared rollout under load, measured into
+    ``folder`` and journaled; each measurement is appended to ``measured``."""
+
+    def hook(prepared: Prepared, kind: str) -> RolloutResult:
+        url = pipeline.sandbox.status().lb_url
+        if url is None:
+            raise SandboxError("the sandbox has no load balancer to send load through")
+        result, measurement = measured_rollout(
+            pipeline.config,
+            url,
+            folder,
+            lambda on_step: pipeline.run_rollout(
+                prepared, kind, on_step=on_step, request_logs=(request_log_path(folder),)
+            ),
+            command=command,
+            progress=progress,
+            journal=pipeline.journal,
+        )
+        measured.append(measurement)
+        return result
+
+    return hook
 
 
 def request_log_path(report_dir: Path) -> Path:
