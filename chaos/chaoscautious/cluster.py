@@ -10,6 +10,7 @@ slots), so a restore never costs availability of its own and ``invoke history`` 
 from __future__ import annotations
 
 import time
+from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
@@ -35,7 +36,8 @@ def health(target: Target) -> dict[str, Any]:
         lb_error = str(exc)
     health_path = target.config.service.health_path
     rows = []
-    for instance in target.instances(running_only=False):
+    instances = target.instances(running_only=False)
+    for instance in instances:
         running = instance.state == "running"
         ready = running and target.backend.probe(instance.name, health_path, timeout_s=1.0) == 200
         lb = stats[instance.name].status if instance.name in stats else "absent"
@@ -51,16 +53,13 @@ def health(target: Target) -> dict[str, Any]:
         )
     expected = target.config.cluster.instances
     healthy = sum(1 for row in rows if row["healthy"])
-    releases: dict[str, int] = {}
-    for row in rows:
-        if row["state"] == "running":
-            releases[row["release"]] = releases.get(row["release"], 0) + 1
+    releases = Counter(item.release for item in instances if item.state == "running")
     return {
         "expected": expected,
         "healthy": healthy,
         # short of the configured count, plus any container beyond it (dead or extra)
         "unhealthy": max(0, expected - healthy) + max(0, len(rows) - expected),
-        "releases": releases,
+        "releases": dict(releases),
         "release_count": len(releases),
         "instances": rows,
         "lb_error": lb_error,
