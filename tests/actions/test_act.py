@@ -42,6 +42,7 @@ from tests.actions.conftest import (
     git,
     missing,
     need,
+    offline_pip,
 )
 
 pytestmark = pytest.mark.docker
@@ -137,7 +138,9 @@ def user_repo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, 
             )
 
 
-def run_gate(act: str, repo: Path, *, release: str, report_dir: Path, tmp: Path) -> ActRun:
+def run_gate(
+    act: str, repo: Path, *, release: str, report_dir: Path, tmp: Path, wheelhouse: Path
+) -> ActRun:
     """The snippet with `release` and `report-dir` added, plus a probe job; run by act."""
     loaded = yaml.safe_load(SNIPPET.read_text(encoding="utf-8"))
     # PyYAML (YAML 1.1) reads the key `on` as True; put it back before writing the file.
@@ -163,7 +166,14 @@ def run_gate(act: str, repo: Path, *, release: str, report_dir: Path, tmp: Path)
     target.parent.mkdir(parents=True, exist_ok=True)
     target.write_text(yaml.safe_dump(workflow, sort_keys=False), encoding="utf-8")
     # The snippet names the suite @v0, the reusable workflow its actions @main: both are here.
-    return run_act(act, target, cwd=repo, suite={SUITE_REF: REPO, SUITE_MAJOR: REPO}, tmp=tmp)
+    return run_act(
+        act,
+        target,
+        cwd=repo,
+        suite={SUITE_REF: REPO, SUITE_MAJOR: REPO},
+        tmp=tmp,
+        env=offline_pip(wheelhouse),  # the setup action's pip install, without the network
+    )
 
 
 def probe(run: ActRun) -> dict[str, str]:
@@ -192,12 +202,19 @@ def _no_containers_left(cluster: str) -> list[str]:
 
 
 def test_a_rollout_that_keeps_its_claims_passes_the_gate(
-    prerequisites: str, user_repo: tuple[Path, Path, str], tmp_path: Path
+    prerequisites: str, user_repo: tuple[Path, Path, str], wheelhouse: Path, tmp_path: Path
 ) -> None:
     repo, _config, cluster = user_repo
     report_dir = tmp_path / "report"
 
-    run = run_gate(prerequisites, repo, release="v2", report_dir=report_dir, tmp=tmp_path)
+    run = run_gate(
+        prerequisites,
+        repo,
+        release="v2",
+        report_dir=report_dir,
+        tmp=tmp_path,
+        wheelhouse=wheelhouse,
+    )
 
     assert run.returncode == 0, run.log[-8000:]
     assert run.job_results().get("rollout") == "success", run.job_results()
@@ -218,12 +235,19 @@ def test_a_rollout_that_keeps_its_claims_passes_the_gate(
 
 
 def test_a_failed_claim_fails_the_job_with_an_annotation_naming_it(
-    prerequisites: str, user_repo: tuple[Path, Path, str], tmp_path: Path
+    prerequisites: str, user_repo: tuple[Path, Path, str], wheelhouse: Path, tmp_path: Path
 ) -> None:
     repo, config, cluster = user_repo
     report_dir = tmp_path / "report"
 
-    run = run_gate(prerequisites, repo, release="errors-5pct", report_dir=report_dir, tmp=tmp_path)
+    run = run_gate(
+        prerequisites,
+        repo,
+        release="errors-5pct",
+        report_dir=report_dir,
+        tmp=tmp_path,
+        wheelhouse=wheelhouse,
+    )
 
     assert run.returncode != 0, run.log[-8000:]
     assert run.job_results().get("rollout") == "failure", run.job_results()
