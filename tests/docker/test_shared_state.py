@@ -22,7 +22,8 @@ pytestmark = pytest.mark.docker
 
 ROLLOUT = {"bake_s": 1, "ready_timeout_s": 30, "drain_timeout_s": 5, "stop_grace_s": 5}
 # The lock and the history are under test here, not availability on a busy two-core machine.
-CLAIMS = {"success_ratio": 0.5, "longest_error_window_s": 60, "p99_ms": 10_000}
+CLAIMS = {"success_ratio": 0.1, "longest_error_window_s": 120, "p99_ms": 10_000, "min_requests": 10}
+LOAD = {"rate": 20, "users": 10}
 
 
 def clone(tmp_path: Path, name: str, cluster: str) -> Path:
@@ -38,6 +39,7 @@ def clone(tmp_path: Path, name: str, cluster: str) -> Path:
     raw["lb"] = {"check_interval_ms": 1000, "rise": 2, "fall": 5}  # patient on a busy machine
     raw["rollout"] = {**raw.get("rollout", {}), **ROLLOUT}
     raw["claims"] = {**raw["claims"], **CLAIMS}
+    raw["load"] = {**raw["load"], **LOAD}
     path.write_text(yaml.safe_dump(raw))
     return path
 
