@@ -19,12 +19,17 @@ from tests.rendering import assert_rerenders_identically
 
 pytestmark = pytest.mark.docker
 
+# Declared secret by release ``leaky``: the sample service refuses it at start-up and prints it
+# (APP_ERROR_RATE='…' is not a number) before it exits, so a rollback may carry it anywhere.
+PLANTED = "planted-secret-5c0ffee"
+
 
 @pytest.fixture
 def config_path(tmp_path: Path, docker_client: docker.DockerClient) -> Iterator[Path]:
     path = cluster_config(
         tmp_path,
         service={"test_command": "true"},
+        releases={"leaky": {"env": {"APP_ERROR_RATE": {"value": PLANTED, "secret": True}}}},
         rollout={"bake_s": 1},
         load={"rate": 50, "users": 20, "warmup_s": 2, "tail_s": 2},
         claims={"min_requests": 50},
@@ -39,9 +44,9 @@ def config_path(tmp_path: Path, docker_client: docker.DockerClient) -> Iterator[
         assert_nothing_left(docker_client, config.cluster.name)
 
 
-def deploy(config: Path, *args: str) -> subprocess.CompletedProcess[str]:
+def deploy(config: Path, *args: str, task: str = "deploy") -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "invoke", "deploy", *args, "--config", str(config)],
+        [sys.executable, "-m", "invoke", task, *args, "--config", str(config)],
         cwd=REPO,
         capture_output=True,
         text=True,
@@ -108,3 +113,21 @@ def test_a_misspelt_claim_is_bad_input(config_path: Path) -> None:
     result = deploy(config_path, "--release", "v2", "--claim", "p99=1")
     assert result.returncode == 2
     assert "unknown key 'claims.p99'" in result.stderr
+
+
+def test_a_planted_secret_appears_in_no_artefact_of_a_deploy(
+    config_path: Path, tmp_path: Path
+) -> None:
+    folder = tmp_path / "report"
+    deployed = deploy(config_path, "--release", "leaky", "--report-dir", str(folder))
+    history = deploy(config_path, "--json", task="history")
+    shown = deploy(config_path, task="config")
+    assert deployed.returncode == 1, deployed.stderr
+    assert "rollout rolled-back" in deployed.stderr
+    assert "leaky" in history.stdout and "[redacted]" in shown.stdout
+    files = [path for path in tmp_path.rglob("*") if path.is_file() and path != config_path]
+    assert {"report.json", "report.html", "requests.csv"} <= {path.name for path in files}
+    texts = {str(path): path.read_bytes().decode("utf-8", "replace") for path in files}
+    for run in (deployed, history, shown):
+        texts[" ".join(run.args[3:5])] = run.stdout + run.stderr
+    assert [where for where, text in texts.items() if PLANTED in text] == []
