@@ -28,7 +28,7 @@ from pydantic import (
 from cautious import redaction
 from cautious.backends.registry import BACKENDS
 from cautious.exceptions import ConfigError
-from cautious.inputs import clip, load_yaml, read_text, shorten
+from cautious.inputs import clip, invalid_value, load_yaml, read_text, shorten
 
 __all__ = [
     "CONFIG_ENV_VAR",
@@ -613,12 +613,18 @@ def _describe(
         allowed = clip(", ".join(_allowed_keys(loc[:-1])), 120)
         message = f"{origin}: unknown key {key!r}; allowed here: {allowed}"
     else:
-        value = first.get("input")
-        shown = redaction.REDACTED if _is_secret_at(loc, raw) else shorten(value)
-        reason = clip(first["msg"].removeprefix("Value error, "), 120)
-        message = f"{origin}: {key} = {shown} is not allowed: {reason}"
+        secret = _is_secret_at(loc, raw) and first["type"] != "missing"
+        shown = {**first, "loc": loc, "input": _Masked()} if secret else {**first, "loc": loc}
+        message = f"{origin}: {invalid_value(shown)}"
     more = len(errors) - 1
     return message + (f" (and {more} more error{'s' if more > 1 else ''})" if more else "")
+
+
+class _Masked:
+    """Stands in for a secret value in a message."""
+
+    def __repr__(self) -> str:
+        return redaction.REDACTED
 
 
 _UNION_TAGS = {"str", "int", "float", "bool", "EnvEntry"}

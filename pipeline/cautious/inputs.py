@@ -14,7 +14,7 @@ import json
 import math
 import os
 import stat
-from collections.abc import Hashable
+from collections.abc import Hashable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +28,7 @@ __all__ = [
     "clip",
     "finite_number",
     "folder_to_write",
+    "invalid_value",
     "load_json",
     "load_yaml",
     "read_text",
@@ -51,6 +52,15 @@ def clip(text: str, width: int) -> str:
 def shorten(value: object, width: int = _SHORT) -> str:
     """A value for a message: its ``repr``, clipped to ``width`` characters."""
     return clip(repr(value), width)
+
+
+def invalid_value(error: Mapping[str, Any]) -> str:
+    """One of pydantic's error details as a message: which key, which value, what is allowed."""
+    where = clip(".".join(str(part) for part in error["loc"]), 80) or "the document"
+    if error["type"] == "missing":
+        return f"{where} is missing"
+    reason = clip(str(error["msg"]).removeprefix("Value error, "), 100)
+    return f"{where} = {shorten(error.get('input'))} is not allowed: {reason}"
 
 
 def finite_number(flag: str, value: str, *, low: float, high: float, unit: str = "") -> float:

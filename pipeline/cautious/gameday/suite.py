@@ -19,7 +19,15 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from cautious.config import Config
 from cautious.exceptions import ConfigError
-from cautious.inputs import MAX_DOCUMENT_BYTES, clip, load_json, load_yaml, read_text, shorten
+from cautious.inputs import (
+    MAX_DOCUMENT_BYTES,
+    clip,
+    invalid_value,
+    load_json,
+    load_yaml,
+    read_text,
+    shorten,
+)
 
 __all__ = [
     "DEFAULT_SUITE",
@@ -80,12 +88,7 @@ def load_suite(path: Path) -> Suite:
     try:
         suite = _SuiteFile.model_validate(raw)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        where = clip(".".join(str(part) for part in first["loc"]), 60)
-        raise ConfigError(
-            f"{shown}: {where or 'the suite'} = {shorten(first.get('input'))} is not allowed: "
-            f"{clip(first['msg'], 100)}"
-        ) from None
+        raise ConfigError(f"{shown}: {invalid_value(exc.errors()[0])}") from None
     entries = []
     for item in suite.experiments:
         entry = _Entry(path=item) if isinstance(item, str) else item

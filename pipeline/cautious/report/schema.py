@@ -16,7 +16,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from cautious.exceptions import UsageError
-from cautious.inputs import clip, shorten
+from cautious.inputs import invalid_value, shorten
 
 __all__ = ["MAX_NUMBER", "check_report"]
 
@@ -169,14 +169,8 @@ def check_report(report: Mapping[str, Any], source: str) -> None:
     try:
         checked = _Report.model_validate(report)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        where = clip(".".join(str(part) for part in first["loc"]), 80)
-        problem = (
-            "is missing"
-            if first["type"] == "missing"
-            else f"= {shorten(first.get('input'))} is not allowed: {clip(first['msg'], 100)}"
-        )
-        raise UsageError(f"{source}: {where} {problem} (see docs/report-schema.md)") from None
+        problem = invalid_value(exc.errors()[0])
+        raise UsageError(f"{source}: {problem} (see docs/report-schema.md)") from None
     lanes = {event.instance for event in checked.timeline}
     if len(lanes) > _MAX_LANES:
         raise UsageError(
