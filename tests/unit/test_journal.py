@@ -155,6 +155,15 @@ def test_a_journal_that_is_not_utf8_text_is_bad_input(tmp_path: Path) -> None:
         journal.rollouts()
 
 
+def test_notes_are_read_through_the_same_checks(tmp_path: Path) -> None:
+    journal = Journal(tmp_path, "c")
+    journal.note("measurement", verdict="pass")
+    with journal.path.open("a") as handle:
+        handle.write("[" * 500 + "]" * 500 + "\n")
+    with pytest.raises(ConfigError, match=r"journal\.jsonl:2: nested deeper than"):
+        journal.notes("measurement")
+
+
 def test_records_of_other_kinds_are_left_to_their_readers(tmp_path: Path) -> None:
     journal = Journal(tmp_path, "c")
     journal.end(begin(journal), "succeeded")

@@ -321,15 +321,7 @@ class Journal:
 
     def notes(self, kind: str) -> list[dict[str, Any]]:
         """Every record of ``kind`` written by :meth:`note`, oldest first."""
-        found = []
-        for line in self.text().splitlines():
-            try:
-                entry = json.loads(line)
-            except json.JSONDecodeError:
-                continue
-            if isinstance(entry, dict) and entry.get("type") == kind:
-                found.append(entry)
-        return found
+        return [entry for entry in self.entries() if entry["type"] == kind]
 
     def unfinished(self) -> list[RolloutRecord]:
         return [record for record in self.rollouts() if record.end is None]
