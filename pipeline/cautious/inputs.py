@@ -31,6 +31,7 @@ __all__ = [
     "invalid_value",
     "load_json",
     "load_yaml",
+    "printable",
     "read_text",
     "shorten",
 ]
@@ -79,7 +80,7 @@ def folder_to_write(path: str | os.PathLike[str], flag: str) -> Path:
     """A folder a command will write into, checked before anything runs: it is absent (it will
     be made) or a folder, and no part of it is a file, a FIFO or a device."""
     text = os.fspath(path)
-    shown = clip(_printable(text), _PATH_WIDTH)
+    shown = clip(printable(text), _PATH_WIDTH)
     if not text.strip() or "\x00" in text:
         raise ConfigError(f"{flag} takes the path of a folder, not {shorten(text)}")
     folder = Path(text)
@@ -91,13 +92,14 @@ def folder_to_write(path: str | os.PathLike[str], flag: str) -> Path:
         except OSError as exc:
             raise ConfigError(f"{flag}: {shown} cannot be used ({exc.strerror})") from None
         if not stat.S_ISDIR(mode):
-            where = shown if part == folder else clip(_printable(str(part)), _PATH_WIDTH)
+            where = shown if part == folder else clip(printable(str(part)), _PATH_WIDTH)
             raise ConfigError(f"{flag}: {where} is {_kind(mode)}, not a folder")
         break
     return folder
 
 
-def _printable(text: str) -> str:
+def printable(text: str) -> str:
+    """``text`` with control characters written as escapes, so a message stays one line."""
     return "".join(char if char.isprintable() else repr(char)[1:-1] for char in text)
 
 
@@ -108,7 +110,7 @@ def read_text(path: str | os.PathLike[str], what: str, max_bytes: int) -> str:
     refused before anything is read from it. ``what`` names the file in messages ("the
     configuration", "report.json").
     """
-    shown = clip(_printable(os.fspath(path)), _PATH_WIDTH)
+    shown = clip(printable(os.fspath(path)), _PATH_WIDTH)
     try:
         descriptor = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC)
     except FileNotFoundError:

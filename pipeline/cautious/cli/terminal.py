@@ -23,7 +23,7 @@ from invoke.exceptions import Exit, Failure
 from rich.console import Console
 
 from cautious.exceptions import CautiousError
-from cautious.inputs import clip
+from cautious.inputs import clip, printable
 from cautious.redaction import redact
 
 __all__ = [
@@ -67,9 +67,7 @@ console = Console(
 
 def one_line(message: str) -> str:
     """A message as one line of at most :data:`MAX_LINE` characters, secrets redacted."""
-    flat = " ".join(redact(message).split())
-    printable = "".join(char if char.isprintable() else repr(char)[1:-1] for char in flat)
-    return clip(printable, MAX_LINE)
+    return clip(printable(" ".join(redact(message).split())), MAX_LINE)
 
 
 def unexpected_error_line(error: BaseException) -> str:
