@@ -20,7 +20,8 @@ from tests.actions.conftest import STUBS, SUITE_REPOSITORY
 
 __all__ = ["ActRun", "run_act"]
 
-ACT_TIMEOUT_S = 300
+ACT_TIMEOUT_S = 600  # a rollout under load takes 2 min on a quiet machine, 4+ on a busy one
+TIMED_OUT = -1  # the return code of a run that was stopped at its timeout
 SERVICE_STUBS = {
     "actions/upload-artifact@v4": STUBS / "upload-artifact",
     "actions/download-artifact@v4": STUBS / "download-artifact",
@@ -110,21 +111,25 @@ def run_act(
         "--json",
     ]
     host = {key: value for key, value in os.environ.items() if not key.startswith("CAUTIOUS_")}
-    result = subprocess.run(
-        argv,
-        cwd=cwd,
-        env={**host, **(env or {})},
-        capture_output=True,
-        text=True,
-        timeout=timeout_s,
-        check=False,
-        stdin=subprocess.DEVNULL,
-    )
+    try:
+        result = subprocess.run(
+            argv,
+            cwd=cwd,
+            env={**host, **(env or {})},
+            capture_output=True,
+            timeout=timeout_s,
+            check=False,
+            stdin=subprocess.DEVNULL,
+        )
+        returncode, stdout, stderr = result.returncode, result.stdout, result.stderr
+    except subprocess.TimeoutExpired as late:  # keep what act said so far: where it got stuck
+        returncode, stdout = TIMED_OUT, late.stdout or b""
+        stderr = (late.stderr or b"") + f"\nact ran past {timeout_s} s".encode()
     events = []
-    for line in result.stdout.splitlines():
+    for line in stdout.decode(errors="replace").splitlines():
         try:
             events.append(json.loads(line))
         except ValueError:
             continue
-    log = "\n".join(str(event.get("msg", "")).rstrip() for event in events) + result.stderr
-    return ActRun(result.returncode, events, log)
+    log = "\n".join(str(event.get("msg", "")).rstrip() for event in events)
+    return ActRun(returncode, events, log + stderr.decode(errors="replace"))
