@@ -194,6 +194,7 @@ def _load(config: Config, url: str, report_dir: Path) -> LoadHandle:
 
 def _shadow_env(out: Path, sample: float) -> dict[str, str]:
     """Where the mirror plugin finds the candidate (written by the shadow gate) and logs."""
+    out.mkdir(parents=True, exist_ok=True)
     (out / SHADOW_TARGET_NAME).write_text("", encoding="utf-8")
     return {
         SHADOW_TARGET_ENV: str(out / SHADOW_TARGET_NAME),
