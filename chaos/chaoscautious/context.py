@@ -33,7 +33,6 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
-from urllib.parse import urlsplit
 
 if TYPE_CHECKING:
     from cautious.backends import Backend, Instance, LbEndpoint
@@ -157,11 +156,6 @@ class Target:
                 f"cluster {self.cluster!r} has no load balancer; run `invoke sandbox.up`"
             )
         return endpoint
-
-    def published_port(self, endpoint: LbEndpoint, port: int) -> int | None:
-        """The local port of the LB's front door (``port`` is the frontend's, inside)."""
-        # kept for background.frontend_url, which should call frontend_url() instead
-        return urlsplit(endpoint.url).port
 
 
 _sandboxes: dict[tuple[str, str], Sandbox] = {}

@@ -34,7 +34,7 @@ def sandbox(config: Config, docker_client: docker.DockerClient) -> Iterator[Sand
 
 
 @pytest.fixture
-def stateful_clusters(docker_client: docker.DockerClient) -> Iterator[list[Config]]:
+def torn_down_clusters(docker_client: docker.DockerClient) -> Iterator[list[Config]]:
     """Configurations whose clusters are torn down (and checked empty) after the test."""
     made: list[Config] = []
     yield made

@@ -1,5 +1,5 @@
 """Shared by the Docker tests of the stateful sample: its configuration for a test cluster
-with fresh release images (the ``stateful_clusters`` fixture in conftest tears them down)."""
+with fresh release images (the ``torn_down_clusters`` fixture in conftest tears them down)."""
 
 from __future__ import annotations
 

@@ -31,12 +31,12 @@ def shadow_config(tmp_path: Path, leg: dict[str, Any]) -> Config:
 
 
 def test_the_subtle_release_is_caught_by_the_shadow_gate(
-    tmp_path: Path, stateful_clusters: list[Config]
+    tmp_path: Path, torn_down_clusters: list[Config]
 ) -> None:
     config = shadow_config(
         tmp_path, {"name": "subtle", "release": "v1-ascii", "strategy": "canary"}
     )
-    stateful_clusters.append(config)
+    torn_down_clusters.append(config)
     for run in range(RUNS):
         result = deploy_legs(config, tmp_path / f"run-{run}", say=print)
         (leg,) = result.legs
@@ -47,12 +47,12 @@ def test_the_subtle_release_is_caught_by_the_shadow_gate(
 
 
 def test_a_release_differing_only_in_ignored_fields_passes_the_shadow_gate(
-    tmp_path: Path, stateful_clusters: list[Config]
+    tmp_path: Path, torn_down_clusters: list[Config]
 ) -> None:
     expand = {"name": "add-full-name", "command": ["python3", "/app/hooks.py", "expand"]}
     leg = {"name": "expand", "release": "v2-expand", "strategy": "canary", "before": [expand]}
     config = shadow_config(tmp_path, leg)
-    stateful_clusters.append(config)
+    torn_down_clusters.append(config)
     deploy_legs(config, tmp_path / "legs", say=print)
     sandbox = Sandbox(config, say=lambda _: None)
     records = DeployPipeline(config, sandbox=sandbox, say=lambda _: None).journal.rollouts()

@@ -25,10 +25,10 @@ def _reports(folder: Path) -> list[dict[str, Any]]:
 
 
 def test_three_legs_under_load_lose_no_write_and_fail_no_request(
-    tmp_path: Path, stateful_clusters: list[Config]
+    tmp_path: Path, torn_down_clusters: list[Config]
 ) -> None:
     config = stateful_config(tmp_path)
-    stateful_clusters.append(config)
+    torn_down_clusters.append(config)
     folder = tmp_path / "legs"
     result = deploy_legs(config, folder, say=print)
 
@@ -58,12 +58,12 @@ def test_three_legs_under_load_lose_no_write_and_fail_no_request(
 
 
 def test_a_failing_migrate_hook_leaves_the_data_as_expand_left_it_and_the_service_serving(
-    tmp_path: Path, stateful_clusters: list[Config]
+    tmp_path: Path, torn_down_clusters: list[Config]
 ) -> None:
     raw = json.loads(json.dumps(stateful_config(tmp_path).model_dump(mode="json")["legs"]))
     raw[1]["before"] = [{"name": "backfill", "command": ["python3", "/app/hooks.py", "fail"]}]
     config = stateful_config(tmp_path, legs=raw)
-    stateful_clusters.append(config)
+    torn_down_clusters.append(config)
     result = deploy_legs(config, tmp_path / "legs", say=print)
 
     assert [leg.state for leg in result.legs] == ["succeeded", "failed", "skipped"]
@@ -75,7 +75,7 @@ def test_a_failing_migrate_hook_leaves_the_data_as_expand_left_it_and_the_servic
 
 
 def test_read_only_stop_and_go_serves_every_read_and_refuses_writes_only_in_the_switch(
-    tmp_path: Path, stateful_clusters: list[Config]
+    tmp_path: Path, torn_down_clusters: list[Config]
 ) -> None:
     expand = {"name": "add-full-name", "command": ["python3", "/app/hooks.py", "expand"]}
     leg = {
@@ -99,7 +99,7 @@ def test_read_only_stop_and_go_serves_every_read_and_refuses_writes_only_in_the_
         }
     )
     config = config.model_copy(update={"claims": claims})
-    stateful_clusters.append(config)
+    torn_down_clusters.append(config)
     folder = tmp_path / "legs"
     result = deploy_legs(config, folder, say=print)
 
