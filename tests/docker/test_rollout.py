@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -245,15 +246,16 @@ def test_a_second_deploy_while_one_runs_is_refused(pipeline: DeployPipeline) -> 
 def test_failing_tests_build_nothing(
     tmp_path: Path, docker_client: docker.DockerClient, torn_down_clusters: list[Config]
 ) -> None:
-    path = cluster_config(tmp_path, service={"test_command": "exit 3"})
+    # A service name of its own: an image built by a test running beside this one is not ours.
+    service = f"untested-{uuid.uuid4().hex[:8]}"
+    path = cluster_config(tmp_path, service={"test_command": "exit 3", "name": service})
     config = load_config(path)
     torn_down_clusters.append(config)
-    before = {image.id for image in docker_client.images.list()}
     result = run_invoke("deploy", "--release", "slow-responses", config=path)
     _, stderr = result.communicate(timeout=120)
     assert result.returncode == 1
     assert "tests failed" in stderr and "nothing was built" in stderr
-    assert {image.id for image in docker_client.images.list()} == before
+    assert docker_client.images.list(name=f"cautious/{service}") == []
     # The deploy lock lives in the cluster's state container (the store every checkout shares);
     # no instance and no load balancer was started.
     left = docker_client.containers.list(

@@ -67,7 +67,9 @@ def test_an_unknown_backend_lists_what_is_allowed(tmp_path: Path) -> None:
         load_config(write(tmp_path, "cluster: {backend: k8s}\n"))
     assert "cluster.backend = 'k8s'" in str(error.value)
     assert "'docker'" in str(error.value)
-    assert str(tmp_path / "cautious.yaml") in str(error.value)
+    # the file is named first (a long path is shortened in its middle, never at its end)
+    assert str(error.value).startswith(str(tmp_path)[:20])
+    assert "cautious.yaml: cluster.backend" in str(error.value)
 
 
 def test_a_misspelt_key_is_an_error_that_lists_the_allowed_keys(tmp_path: Path) -> None:

@@ -68,15 +68,27 @@ def test_the_test_task_repeats_every_test_to_find_flaky_ones() -> None:
     context = MockContext(run=Result(exited=0))
     tasks.test(context, docker=False, repeat="20")
     command = context.run.call_args.args[0]
-    assert command.endswith('-m pytest -m "not docker" --count 20')
+    assert command.endswith('-m pytest -m "not docker" --count 20 -n 2 --dist loadfile')
 
 
-@pytest.mark.parametrize("repeat", ["0", "-3", "many", "1e3", "1001"])
-def test_the_test_task_refuses_a_repeat_count_that_is_not_1_to_1000(repeat: str) -> None:
+def test_the_test_task_runs_test_files_side_by_side_unless_told_one_process() -> None:
+    context = MockContext(run=Result(exited=0), repeat=True)
+    tasks.test(context, jobs="3")
+    assert context.run.call_args.args[0].endswith("-m pytest -n 3 --dist loadfile")
+    tasks.test(context, jobs="1")
+    assert context.run.call_args.args[0].endswith("-m pytest")
+
+
+@pytest.mark.parametrize(
+    ("flag", "value"),
+    [("repeat", value) for value in ("0", "-3", "many", "1e3", "1001")]
+    + [("jobs", value) for value in ("0", "17", "two")],
+)
+def test_the_test_task_refuses_a_count_out_of_range(flag: str, value: str) -> None:
     with pytest.raises(Exit) as error:
-        tasks.test(MockContext(run=Result(exited=0)), repeat=repeat)
+        tasks.test(MockContext(run=Result(exited=0)), **{flag: value})
     assert error.value.code == 2
-    assert "--repeat" in str(error.value.message)
+    assert f"--{flag}" in str(error.value.message)
 
 
 def test_a_rolled_back_rollout_stage_ends_with_a_cross_not_a_tick(
