@@ -10,9 +10,13 @@ on the old release and ``first`` is already on the new one.
 """
 
 import time
-from typing import Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 from chaoscautious.context import ChaosError, RunState, acting, target
+
+if TYPE_CHECKING:
+    from cautious.backends import Backend
 
 __all__ = [
     "add_latency",
@@ -68,14 +72,13 @@ def stop_instance(
     instance: str = "last", grace_s: float = 10.0, configuration: dict[str, Any] | None = None
 ) -> dict[str, Any]:
     """Stop one instance as an operator would: SIGTERM, SIGKILL after ``grace_s`` (no LB drain)."""
-    tgt = target(configuration)
-    name = tgt.pick(instance).name
-    grace = _bounded(grace_s, "grace_s")
-    started = time.monotonic()
-    acting(f"stopping {name}", lambda: tgt.backend.stop(name, grace, remove=False))
-    took = round(time.monotonic() - started, 2)
-    RunState(tgt).event(f"{name} stopped in {took:g} s", instance=name, state="stopped")
-    return {"instance": name, "took_s": took}
+    return _timed(
+        instance,
+        grace_s,
+        configuration,
+        ("stopping", "stopped"),
+        lambda backend, name, grace: backend.stop(name, grace, remove=False),
+    )
 
 
 def restart_instance(
@@ -83,13 +86,31 @@ def restart_instance(
 ) -> dict[str, Any]:
     """Restart one instance's process in place: it comes back on the same release, after its
     start-up."""
+    return _timed(
+        instance,
+        grace_s,
+        configuration,
+        ("restarting", "restarted"),
+        lambda backend, name, grace: backend.restart(name, grace),
+    )
+
+
+def _timed(
+    instance: str,
+    grace_s: float,
+    configuration: dict[str, Any] | None,
+    verbs: tuple[str, str],
+    act: "Callable[[Backend, str, float], object]",
+) -> dict[str, Any]:
+    """Act on one picked instance with a grace period; journal and return how long it took."""
     tgt = target(configuration)
     name = tgt.pick(instance).name
     grace = _bounded(grace_s, "grace_s")
+    doing, done = verbs
     started = time.monotonic()
-    acting(f"restarting {name}", lambda: tgt.backend.restart(name, grace))
+    acting(f"{doing} {name}", lambda: act(tgt.backend, name, grace))
     took = round(time.monotonic() - started, 2)
-    RunState(tgt).event(f"{name} restarted in {took:g} s", instance=name, state="restarted")
+    RunState(tgt).event(f"{name} {done} in {took:g} s", instance=name, state=done)
     return {"instance": name, "took_s": took}
 
 

@@ -277,3 +277,31 @@ def test_worker_settings_are_dotted_keys_with_json_values() -> None:
     assert worker._setting("rollout.strategy=canary") == ("rollout.strategy", "canary")
     with pytest.raises(Exception, match="KEY=JSON"):
         worker._setting("no-equals-sign")
+
+
+def test_stop_and_restart_act_on_the_picked_instance_and_journal_how_long_they_took(
+    target: Target, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from chaoscautious import context
+
+    from tests.unit.fakes import fake_cluster
+
+    cluster = fake_cluster(tmp_path / "fake")
+    monkeypatch.setitem(context._sandboxes, (str(target.config_path), "unit"), cluster.sandbox)
+    configuration = {"cautious_config": str(target.config_path)}
+
+    stopped = actions.stop_instance("sample-2", grace_s=0, configuration=configuration)
+    assert stopped["instance"] == "sample-2" and stopped["took_s"] >= 0
+    assert cluster.backend.instance("sample-2").state != "running"
+
+    restarted = actions.restart_instance("sample-3", grace_s=0, configuration=configuration)
+    assert restarted["instance"] == "sample-3"
+    assert cluster.backend.logs("sample-3").splitlines()[-1] == "sample-3: restarted"
+
+    events = RunState(target).read()["events"]
+    assert [(event["instance"], event["state"]) for event in events] == [
+        ("sample-2", "stopped"),
+        ("sample-3", "restarted"),
+    ]
+    with pytest.raises(Exception, match="grace_s"):
+        actions.stop_instance("sample-1", grace_s=-1, configuration=configuration)
