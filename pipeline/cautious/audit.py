@@ -7,9 +7,12 @@ It checks the journal against itself and against what runs:
   shows only with a key); with ``CAUTIOUS_AUDIT_KEY`` every record's HMAC, so a record forged
   with a recomputed chain is caught too;
 - every live instance runs the image its slot's last journaled rollout (or ``sandbox.up``)
-  left there: an image replaced under the same name and labels shows here;
+  left there: an image replaced under the same name and labels shows here (on ssh hosts: the
+  release directory its ``current`` link names);
 - no instance runs in a slot the journal says is empty (started outside a journaled rollout);
-- nothing Cautious did not start runs on the cluster's network.
+- nothing Cautious did not start runs on the cluster's network;
+- every host answers (ssh): what runs on a host that does not is unknown, so it is a finding
+  until it answers again (and a deploy refuses it, unless forced).
 
 Chain breaks before a ``forced`` record were accepted by the person who forced that deploy (the
 record names them) and are not reported again. While a rollout is unfinished the instances
@@ -22,13 +25,13 @@ import json
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from cautious.backends.base import Auditable, Occupant
+from cautious.backends.base import Auditable, Backend, Occupant
 from cautious.rollout.journal import Journal, audit_key, line_digest, record_mac
 
 __all__ = ["FORCED_NOTE", "AuditResult", "Finding", "audit"]
 
 FORCED_NOTE = "forced"
-FindingKind = Literal["chain", "hmac", "image", "unjournaled", "stranger"]
+FindingKind = Literal["chain", "hmac", "image", "unjournaled", "stranger", "unreachable"]
 
 
 @dataclass(frozen=True)
@@ -74,7 +77,7 @@ class _Slot:
     digest: str
 
 
-def audit(journal: Journal, backend: object) -> AuditResult:
+def audit(journal: Journal, backend: Backend) -> AuditResult:
     """Verify ``journal``'s chain and compare it with what ``backend``'s cluster runs."""
     records, chain = _verify_chain(journal.text(), audit_key())
     broken = {number for number, _ in chain}
@@ -84,18 +87,19 @@ def audit(journal: Journal, backend: object) -> AuditResult:
     )
     accepted = tuple(finding.line() for n, finding in chain if n < forced_at)
     findings = [finding for n, finding in chain if n > forced_at]
+    findings += _unreachable(backend)
     notes: list[str] = []
-    occupants: list[Occupant] = []
-    if not isinstance(backend, Auditable):
-        notes.append("this backend cannot list what runs on its cluster: only the chain checked")
-    else:
+    if isinstance(backend, Auditable):
         occupants = backend.occupants()
         findings += _strangers(occupants)
-        unfinished = _unfinished([record for _, record in records])
-        if unfinished:
-            notes.append(f"rollout {unfinished} is unfinished: instances are compared after it")
-        else:
-            findings += _instance_drift(occupants, _expected_slots([r for _, r in records]))
+    else:
+        occupants = _instances_as_occupants(backend)
+        notes.append("this backend lists only its own instances: nothing else is looked for")
+    unfinished = _unfinished([record for _, record in records])
+    if unfinished:
+        notes.append(f"rollout {unfinished} is unfinished: instances are compared after it")
+    else:
+        findings += _instance_drift(occupants, _expected_slots([r for _, r in records]))
     return AuditResult(len(records), len(occupants), tuple(findings), tuple(notes), accepted)
 
 
@@ -182,6 +186,33 @@ def _unfinished(records: list[dict[str, Any]]) -> str | None:
     begun = [str(r.get("id")) for r in records if r.get("type") == "begin"]
     ended = {str(r.get("id")) for r in records if r.get("type") == "end"}
     return next((rollout for rollout in reversed(begun) if rollout not in ended), None)
+
+
+def _instances_as_occupants(backend: Backend) -> list[Occupant]:
+    """What a backend that cannot see its hosts whole (ssh) says runs: its running instances,
+    each with the digest its release directory names."""
+    return [
+        Occupant(item.name, item.digest, role="instance", slot=item.name)
+        for item in backend.instances()
+        if item.state == "running"
+    ]
+
+
+def _unreachable(backend: Backend) -> list[Finding]:
+    """One finding per host that does not answer, naming the slots it may be serving."""
+    silent: dict[str, list[str]] = {}
+    for item in backend.instances():
+        if item.state == "unreachable":
+            silent.setdefault(item.host, []).append(item.name)
+    return [
+        Finding(
+            "unreachable",
+            host,
+            f"does not answer, so what runs in {', '.join(slots)} is unknown; "
+            "bring the host back, then audit again",
+        )
+        for host, slots in silent.items()
+    ]
 
 
 def _strangers(occupants: list[Occupant]) -> list[Finding]:

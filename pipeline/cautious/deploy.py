@@ -114,6 +114,8 @@ class DeployPipeline:
                 )
             with self.stage(f"sandbox {self.config.cluster.name}"):
                 self._recover_and_bring_up()
+                if force:
+                    self._one_release_first()
             prepared = self._prepare(target)
             if prepared is None:
                 self.say(f"every instance already runs {target.label} ({target.short_digest})")
@@ -143,23 +145,26 @@ class DeployPipeline:
         SandboxError when the rollout does not succeed.
         """
         with self.journal.lock():
-            recovered = recover(self.sandbox, self.journal, say=self.say)
-            running = self._running()
-            label = release or _only_release(running) or self.journal.last_good_release()
-            label = label or next(iter(self.config.releases), None)
-            if label is None:
-                raise ConfigError("no releases declared to converge on; declare one")
-            wanted = self.sandbox.release(label)
-            wrong = [item for item in running if item.digest != wanted.digest]
-            if wrong:
-                source = self.sandbox.release_by_digest(wrong[0].release, wrong[0].digest)
-                plan = self._plan([item.name for item in wrong], "rolling")
-                result = self.run_rollout(Prepared(plan, source, wanted), kind)
-                if not result.succeeded:
-                    raise SandboxError(f"converging on {label} {result.outcome}: {result.reason}")
-            before = {item.name for item in self._running()}
-            self.sandbox.up(self.config.cluster.instances, label)
-            after = {item.name for item in self._running()}
+            return self._converge(release, kind)
+
+    def _converge(self, release: str | None, kind: str) -> Converged:
+        recovered = recover(self.sandbox, self.journal, say=self.say)
+        running = self._running()
+        label = release or _only_release(running) or self.journal.last_good_release()
+        label = label or next(iter(self.config.releases), None)
+        if label is None:
+            raise ConfigError("no releases declared to converge on; declare one")
+        wanted = self.sandbox.release(label)
+        wrong = [item for item in running if item.digest != wanted.digest]
+        if wrong:
+            source = self.sandbox.release_by_digest(wrong[0].release, wrong[0].digest)
+            plan = self._plan([item.name for item in wrong], "rolling")
+            result = self.run_rollout(Prepared(plan, source, wanted), kind)
+            if not result.succeeded:
+                raise SandboxError(f"converging on {label} {result.outcome}: {result.reason}")
+        before = {item.name for item in self._running()}
+        self.sandbox.up(self.config.cluster.instances, label)
+        after = {item.name for item in self._running()}
         return Converged(
             release=label,
             recovered=len(recovered),
@@ -223,6 +228,13 @@ class DeployPipeline:
             raise StageFailed(
                 f"tests failed (`{command}` exited {result.returncode}); nothing was built"
             )
+
+    def _one_release_first(self) -> None:
+        """A forced deploy onto a cluster running several releases (a host came back after a
+        rollout had to pass it over) first converges on the last good release, journaled."""
+        if len({item.digest for item in self._running()}) > 1:
+            done = self._converge(self.journal.last_good_release(), "converge")
+            self.say(f"--force: the cluster ran several releases; now all run {done.release}")
 
     def _recover_and_bring_up(self) -> None:
         recover(self.sandbox, self.journal, say=self.say)

@@ -16,13 +16,14 @@ from pathlib import Path
 import docker
 import pytest
 import yaml
+from cautious.audit import audit
 from cautious.backends.ssh.keys import generate_key_pair
 from cautious.backends.ssh.layout import release_dir_name
 from cautious.backends.ssh.sandbox import SshSandboxBackend
 from cautious.cluster.sandbox import Sandbox
 from cautious.config import Config, load_config
 from cautious.deploy import DeployPipeline, Prepared
-from cautious.exceptions import UsageError
+from cautious.exceptions import Drifted, UsageError
 from cautious.rollout.runner import RolloutResult
 
 from tests.docker.helpers import LoadLoop, assert_nothing_left, cluster_config
@@ -320,3 +321,45 @@ def test_trust_on_first_use_records_an_unknown_host_key_and_then_checks_it(
     recorded = [line for line in known_hosts(cluster).read_text().splitlines() if name in line]
     assert len(recorded) == 1
     assert recorded[0].split()[2] in saved  # the key recorded is the one the sandbox pinned
+
+
+def test_a_host_whose_sshd_dies_mid_rollout_is_named_and_every_other_host_goes_back(
+    cluster: Sandbox, docker_client: docker.DockerClient
+) -> None:
+    config = cluster.config
+    [running] = {item.release for item in cluster.backend.instances()}
+    target = "v1" if running == "v2" else "v2"
+    deploy = pipeline(cluster, strategy="rolling")
+
+    def kill_sshd_on_host_2(line: str) -> None:  # sample-2 (host-2) has moved; sample-5 will not
+        if "sample-3" in line and not line.startswith("rollback"):
+            on_host(docker_client, config, "host-2", "pkill -x sshd; true", user="root")
+
+    def hook(prepared: Prepared, kind: str) -> RolloutResult:
+        return deploy.run_rollout(prepared, kind, on_step=kill_sshd_on_host_2)
+
+    try:
+        result = deploy.deploy(target, rollout=hook)
+        assert result is not None and result.outcome == "aborted", result and result.reason
+        assert "not on host-2 (unreachable" in result.reason
+        current = links(docker_client, config)
+        answering = {path: dir_ for path, dir_ in current.items() if not path.startswith("host-2")}
+        assert set(answering.values()) == {release_dir(cluster, running)}
+        ended = deploy.journal.rollouts()[-1].end
+        assert ended is not None
+        assert {item["name"] for item in ended["instances"] if item["state"] == "unreachable"} >= {
+            "sample-2",
+            "sample-5",
+        }
+        with pytest.raises(Drifted, match="unreachable: host-2"):
+            deploy.deploy(running)
+    finally:
+        restart = "pgrep -x sshd >/dev/null || /usr/sbin/sshd -E /var/log/sshd.log"
+        on_host(docker_client, config, "host-2", restart, user="root")
+
+    # host-2 answers again with sample-2 on the target: a forced deploy converges first
+    with pytest.raises(Drifted, match="unjournaled: sample-2"):
+        deploy.deploy(running)
+    assert deploy.deploy(running, force=True) is None  # every instance already runs it
+    assert_everywhere_on(cluster, docker_client, running)
+    assert audit(deploy.journal, cluster.backend).clean

@@ -155,3 +155,18 @@ def test_a_forced_deploy_is_journaled_and_accepts_the_broken_chain_before_it(
     assert forced["findings"][0].startswith("chain: line 3")
     after = audit(cluster.journal, cluster.backend)
     assert after.clean and after.accepted[0].startswith("chain: line 3")
+
+
+def test_a_host_that_does_not_answer_is_a_finding_and_stops_the_next_deploy(
+    tmp_path: Path,
+) -> None:
+    cluster = deployed(tmp_path)
+    cluster.backend.silent.add("sample-2")
+    assert findings(cluster) == [
+        "unreachable: fake-host: does not answer, so what runs in sample-2 is unknown; "
+        "bring the host back, then audit again"
+    ]
+    with pytest.raises(Drifted, match="unreachable: fake-host"):
+        cluster.pipeline().deploy("v2")
+    cluster.backend.silent.clear()
+    assert findings(cluster) == []

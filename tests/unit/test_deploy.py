@@ -5,7 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from cautious.exceptions import LockHeld, SandboxError
+from cautious.audit import audit
+from cautious.exceptions import Drifted, LockHeld, SandboxError
 
 from tests.unit.fakes import fake_cluster
 
@@ -98,3 +99,33 @@ def test_converge_first_recovers_an_interrupted_rollout(tmp_path: Path) -> None:
     converged = cluster.pipeline().converge("v2")
     assert converged.recovered == 1
     assert set(cluster.releases().values()) == {"v2"}
+
+
+def test_a_host_back_on_another_release_stops_deploys_until_forced_which_converges_first(
+    tmp_path: Path,
+) -> None:
+    cluster = fake_cluster(tmp_path)
+
+    def silence_host_of_sample_3(line: str) -> None:  # sample-3 has moved, sample-4 will hang
+        if "sample-4" in line and not line.startswith("rollback"):
+            cluster.backend.silent.add("sample-3")
+
+    aborted = cluster.roll("fourth-start-hangs", on_step=silence_host_of_sample_3)
+    assert aborted.outcome == "aborted" and "not on fake-host" in aborted.reason
+    cluster.backend.silent.clear()  # the host answers again, still on the failed release
+    assert cluster.releases() == {
+        "sample-1": "v1",
+        "sample-2": "v1",
+        "sample-3": "fourth-start-hangs",
+        "sample-4": "v1",
+    }
+    with pytest.raises(Drifted, match="unjournaled: sample-3"):
+        cluster.pipeline().deploy("v2")
+
+    result = cluster.pipeline().deploy("v2", force=True)
+
+    assert result is not None and result.outcome == "succeeded", result and result.reason
+    kinds = [record.begin["kind"] for record in cluster.journal.rollouts()]
+    assert kinds[-2:] == ["converge", "deploy"]  # one release first, then the deploy
+    assert set(cluster.releases().values()) == {"v2"}
+    assert audit(cluster.journal, cluster.backend).clean

@@ -226,6 +226,23 @@ def test_report_md_leads_with_the_verdict_then_claims_availability_and_steps(
     assert "| sample-2 | v2 |" in text
 
 
+def test_an_instance_whose_host_does_not_answer_is_named_with_its_host(tmp_path: Path) -> None:
+    document = replace(
+        sample_document(),
+        instances=(
+            InstanceRecord("sample-1", "v1", host="host-1"),
+            InstanceRecord("sample-2", "", state="unreachable", host="host-2"),
+        ),
+    )
+    write_report(document, tmp_path)
+    report = json.loads((tmp_path / "report.json").read_text())
+    assert report["instances"] == [
+        {"name": "sample-1", "release": "v1"},
+        {"name": "sample-2", "release": "", "state": "unreachable", "host": "host-2"},
+    ]
+    assert "| sample-2 | unknown: host-2 does not answer |" in (tmp_path / "report.md").read_text()
+
+
 def test_report_md_escapes_table_pipes(tmp_path: Path) -> None:
     write_report(sample_document(rollout=rolling_rollout("rolled-back")), tmp_path)
     text = (tmp_path / "report.md").read_text()

@@ -317,3 +317,39 @@ def test_a_shadowed_canary_without_load_to_mirror_is_rolled_back_for_lack_of_dat
     assert result.outcome == "rolled-back"
     assert result.reason == "shadow: no load is running to mirror"
     assert everyone_on(cluster, "v1")
+
+
+# -- a host that stops answering mid-rollout (sshd killed) ----------------------------------------
+
+
+def silence_on_step(cluster: FakeCluster, slot: str) -> Any:
+    """An on_step callback: the host of ``slot`` stops answering when a step names it."""
+
+    def on_step(line: str) -> None:
+        if slot in line and not line.startswith("rollback"):
+            cluster.backend.silent.add(slot)
+
+    return on_step
+
+
+def test_a_host_that_stops_answering_is_passed_over_and_every_other_goes_back(
+    cluster: FakeCluster,
+) -> None:
+    result = cluster.roll("v2", on_step=silence_on_step(cluster, "sample-3"))
+    assert result.outcome == "aborted"
+    assert result.reason.startswith("host fake-host does not answer SSH")
+    assert result.reason.endswith(
+        "rolled back on every host that answers, not on fake-host"
+        " (unreachable: see `cautious status`)"
+    )
+    assert {item.name: (item.release, item.state) for item in cluster.backend.instances()} == {
+        "sample-1": ("v1", "running"),
+        "sample-2": ("v1", "running"),
+        "sample-3": ("", "unreachable"),
+        "sample-4": ("v1", "running"),
+    }
+    [record] = cluster.journal.rollouts()
+    assert {item["name"]: item["state"] for item in record.end["instances"]}["sample-3"] == (
+        "unreachable"
+    )
+    assert record.outcome == "aborted"

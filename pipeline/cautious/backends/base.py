@@ -43,7 +43,8 @@ __all__ = [
     "slot_names",
 ]
 
-InstanceState = Literal["running", "starting", "paused", "exited", "missing"]
+# "unreachable": the machine it runs on does not answer (ssh), so its release is unknown.
+InstanceState = Literal["running", "starting", "paused", "exited", "missing", "unreachable"]
 MAX_SLOTS = 32  # twice the largest cluster, so blue-green always finds a free set
 
 

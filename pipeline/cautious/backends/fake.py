@@ -39,7 +39,7 @@ from cautious.backends.base import (
 from cautious.backends.state import MemoryStore
 from cautious.cluster.balancer import AdminState, LoadBalancer, ServerStat
 from cautious.config import Config
-from cautious.exceptions import SandboxError
+from cautious.exceptions import HostUnreachable, SandboxError
 from cautious.release import Release
 
 __all__ = ["Answer", "Behaviour", "FakeBackend", "FakeLb"]
@@ -48,6 +48,7 @@ _KILLING_SIGNALS = {"SIGKILL": 137, "KILL": 137, "9": 137, "SIGTERM": 143, "TERM
 # A read sends at most this many: on a busy machine, sending a long gap's worth would take
 # longer than the gap itself, and the debt would grow with every read.
 _MAX_REQUESTS_PER_READ = 500
+_SILENT_HOST = "fake-host"  # the host named for a slot in ``silent``
 _WHOLE = 1 - 1e-9  # ten times 0.1 is one request, whatever floating point says
 _ENDPOINT = LbEndpoint(url="http://fake-lb.invalid", runtime_host="fake-lb.invalid", runtime_port=0)
 
@@ -147,6 +148,7 @@ class FakeBackend:
         self._lock = threading.RLock()
         self._state = MemoryStore()  # the cluster's lock and journal live as long as it does
         self.strangers: list[Occupant] = []  # started by hand on the cluster's network
+        self.silent: set[str] = set()  # slots whose host does not answer (sshd killed)
 
     # -- releases ----------------------------------------------------------------------------
 
@@ -173,6 +175,7 @@ class FakeBackend:
 
     def start(self, spec: InstanceSpec) -> Instance:
         behaviour = self.behaviours.get(spec.release.label, Behaviour())
+        self._answer(spec.slot)
         with self._lock:
             number = self._starts.get(spec.release.label, 0)
             self._starts[spec.release.label] = number + 1
@@ -191,6 +194,7 @@ class FakeBackend:
         return self.instance(spec.slot)
 
     def stop(self, name: str, grace_s: float, *, remove: bool = True) -> None:
+        self._answer(name)
         with self._lock:
             copy = self._copies.get(name)
             if copy is None:
@@ -204,6 +208,8 @@ class FakeBackend:
     def instance(self, name: str) -> Instance:
         with self._lock:
             copy = self._copies.get(name)
+            if name in self.silent:
+                return Instance(name, "", "", "unreachable", None, None, host=_SILENT_HOST)
             if copy is None:
                 return Instance(name, "", "", "missing", None, None)
             now = time.monotonic()
@@ -219,7 +225,12 @@ class FakeBackend:
 
     def instances(self) -> list[Instance]:
         with self._lock:
-            return [self.instance(slot) for slot in self.slots() if slot in self._copies]
+            listed = set(self._copies) | self.silent
+            return [self.instance(slot) for slot in self.slots() if slot in listed]
+
+    def _answer(self, slot: str) -> None:
+        if slot in self.silent:
+            raise HostUnreachable(f"host {_SILENT_HOST} does not answer SSH: connection refused")
 
     def probe(self, name: str, path: str, *, timeout_s: float) -> int:
         with self._lock:

@@ -90,7 +90,7 @@ class ReportDocument:
             "availability": self.availability.to_dict() if self.availability else None,
             "rollout": _rollout(self.rollout) if self.rollout is not None else None,
             "timeline": [event.to_dict() for event in events],
-            "instances": [{"name": item.name, "release": item.release} for item in self.instances],
+            "instances": [_instance(item) for item in self.instances],
         }
         if self.experiments is not None:
             document["experiments"] = [item.to_dict(folder) for item in self.experiments]
@@ -235,3 +235,10 @@ def _step(step: StepRecord) -> dict[str, Any]:
         "outcome": step.outcome,
         "detail": step.detail,
     }
+
+
+def _instance(item: InstanceRecord) -> dict[str, str]:
+    """Name and release; an instance whose host does not answer also says so, and where."""
+    if item.state == "unreachable":
+        return {"name": item.name, "release": "", "state": item.state, "host": item.host}
+    return {"name": item.name, "release": item.release}

@@ -247,8 +247,15 @@ def instances_table(report: Mapping[str, Any]) -> Table | None:
     if not report.get("instances"):
         return None
     return Table(
-        ("instance", "release"), tuple((i["name"], i["release"]) for i in report["instances"])
+        ("instance", "release"),
+        tuple((i["name"], i["release"] or _unknown(i)) for i in report["instances"]),
     )
+
+
+def _unknown(instance: Mapping[str, Any]) -> str:
+    if instance.get("state") == "unreachable":
+        return f"unknown: {instance.get('host') or 'its host'} does not answer"
+    return "unknown"
 
 
 def event_table(report: Mapping[str, Any]) -> Table | None:

@@ -23,7 +23,7 @@ from typing import Any, TypeVar
 
 from cautious.cluster.balancer import LoadBalancer, ServerStat
 from cautious.cluster.sandbox import Sandbox
-from cautious.exceptions import GateFailed, SandboxError
+from cautious.exceptions import GateFailed, HostUnreachable, SandboxError
 from cautious.release import Release
 from cautious.rollout.canary import CanaryGate, CanaryRefused
 from cautious.rollout.journal import Journal, Outcome, RolloutRecord
@@ -216,6 +216,11 @@ class Runner:
             self.say(f"rolling back: {reason}")
             outcome, reason = self._undo_all(rollout_id, undo, reason, on_step)
         instances = self.instances_now()
+        silent = sorted({item.host for item in instances if item.state == "unreachable"})
+        if outcome == "rolled-back" and silent:  # what runs there is unknown: not one release
+            outcome = "aborted"
+            reason += f"; rolled back on every host that answers, not on {', '.join(silent)}"
+            reason += " (unreachable: see `cautious status`)"
         self.journal.end(
             rollout_id, outcome, reason=reason, instances=[item.to_dict() for item in instances]
         )
@@ -238,12 +243,18 @@ class Runner:
     def _undo_all(
         self, rollout_id: str, undo: list[_Undo], reason: str, on_step: Callable[[str], None]
     ) -> tuple[Outcome, str]:
-        """Undo newest first; a failing undo step makes the outcome ``aborted``."""
+        """Undo newest first; a failing undo step makes the outcome ``aborted``.
+
+        A step on a host that does not answer is passed over (its failure is journaled), so
+        every host that answers still goes back. Any other failure stops the rollback.
+        """
         with terminate_as_interrupt():  # a second SIGTERM must not cut the rollback short
             for item in reversed(undo):
                 on_step(f"rollback: {item.description}")
                 try:
                     self._journaled(rollout_id, item.description, None, "rollback", item.action)
+                except HostUnreachable:
+                    continue
                 except (GateFailed, SandboxError, Interrupted) as exc:
                     return "aborted", f"{reason}; rollback failed at {item.description!r}: {exc}"
         return "rolled-back", reason

@@ -262,14 +262,22 @@ class SshBackend:
             self.remotes[place.host].run(self.layout.forget(place.port))
 
     def instance(self, name: str) -> Instance:
+        """One instance; ``unreachable`` when its host does not answer (a gate fails on it)."""
         place = self._place(name)
         status = {place.port: self.commands.render("status", **self._values(place))}
-        output = self.remotes[place.host].run(self.layout.report_instances(status))
+        try:
+            output = self.remotes[place.host].run(self.layout.report_instances(status))
+        except HostUnreachable:
+            return self._unreachable(place)
         lines = {line.port: line for line in parse_instance_lines(output.stdout)}
         return self._describe(place, lines.get(place.port))
 
     def instances(self) -> list[Instance]:
-        """Every instance on every host, read with one command per host, all hosts at once."""
+        """Every instance on every host, read with one command per host, all hosts at once.
+
+        Every slot of a host that does not answer is listed ``unreachable`` (what runs there
+        is unknown), so a rollback and its journal go on with the hosts that do answer.
+        """
 
         def report(host: Host) -> str:
             statuses = {
@@ -278,10 +286,14 @@ class SshBackend:
             }
             return self.layout.report_instances(statuses)
 
-        outputs = self.remotes.run_everywhere(report)
+        outputs = self.remotes.run_each(report)
         found = []
         for place in self.inventory.placements:
-            lines = {line.port: line for line in parse_instance_lines(outputs[place.host].stdout)}
+            output = outputs[place.host]
+            if isinstance(output, HostUnreachable):  # any of its ports may be serving
+                found.append(self._unreachable(place))
+                continue
+            lines = {line.port: line for line in parse_instance_lines(output.stdout)}
             if place.port in lines:
                 found.append(self._describe(place, lines[place.port]))
         return found
@@ -388,6 +400,10 @@ class SshBackend:
             "instance": place.slot,
             "root": self.layout.root,
         }
+
+    def _unreachable(self, place: Placement) -> Instance:
+        lb_address = (place.host.lb_address, place.port)
+        return Instance(place.slot, "", "", "unreachable", lb_address, None, host=place.host.name)
 
     def _describe(self, place: Placement, line: InstanceLine | None) -> Instance:
         address, port = place.host.local_address(place.port)

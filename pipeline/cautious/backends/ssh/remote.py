@@ -220,6 +220,18 @@ class Remotes:
             for connection, result in results.items()
         }
 
+    def run_each(self, script: Callable[[Host], str]) -> dict[Host, Output | HostUnreachable]:
+        """A script per host, on every host at once; a host that does not answer maps to its
+        error, so one host down does not hide what the others say."""
+
+        def run(remote: Remote) -> Output | HostUnreachable:
+            try:
+                return remote.run(script(remote.host))
+            except HostUnreachable as exc:
+                return exc
+
+        return self._each(run, list(self.by_host.values()))
+
     def put_everywhere(
         self, local: Path, remote_path: str, hosts: Iterable[Host] | None = None
     ) -> None:
