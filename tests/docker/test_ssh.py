@@ -8,6 +8,7 @@ the backend under test.
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
@@ -323,6 +324,10 @@ def test_trust_on_first_use_records_an_unknown_host_key_and_then_checks_it(
     assert recorded[0].split()[2] in saved  # the key recorded is the one the sandbox pinned
 
 
+def on_host_2(cluster: Sandbox, slot: str) -> bool:
+    return backend(cluster).inventory.placement(slot).host.name == "host-2"
+
+
 def test_a_host_whose_sshd_dies_mid_rollout_is_named_and_every_other_host_goes_back(
     cluster: Sandbox, docker_client: docker.DockerClient
 ) -> None:
@@ -330,12 +335,22 @@ def test_a_host_whose_sshd_dies_mid_rollout_is_named_and_every_other_host_goes_b
     [running] = {item.release for item in cluster.backend.instances()}
     target = "v1" if running == "v2" else "v2"
     deploy = pipeline(cluster, strategy="rolling")
-
-    def kill_sshd_on_host_2(line: str) -> None:  # sample-2 (host-2) has moved; sample-5 will not
-        if "sample-3" in line and not line.startswith("rollback"):
-            on_host(docker_client, config, "host-2", "pkill -x sshd; true", user="root")
+    from_dir = release_dir(cluster, running)  # read while every host answers
 
     def hook(prepared: Prepared, kind: str) -> RolloutResult:
+        # Slots are dealt to hosts round-robin: the second moves on host-2, and host-2 loses
+        # sshd when the third starts to move, before its second slot (the fifth) can.
+        order = prepared.plan.current
+        assert [backend(cluster).inventory.placement(slot).host.name for slot in order[:3]] == [
+            "host-1",
+            "host-2",
+            "host-3",
+        ]
+
+        def kill_sshd_on_host_2(line: str) -> None:
+            if re.search(rf"\b{order[2]}\b", line) and not line.startswith("rollback"):
+                on_host(docker_client, config, "host-2", "pkill -x sshd; true", user="root")
+
         return deploy.run_rollout(prepared, kind, on_step=kill_sshd_on_host_2)
 
     try:
@@ -344,21 +359,19 @@ def test_a_host_whose_sshd_dies_mid_rollout_is_named_and_every_other_host_goes_b
         assert "not on host-2 (unreachable" in result.reason
         current = links(docker_client, config)
         answering = {path: dir_ for path, dir_ in current.items() if not path.startswith("host-2")}
-        assert set(answering.values()) == {release_dir(cluster, running)}
+        assert set(answering.values()) == {from_dir}
         ended = deploy.journal.rollouts()[-1].end
         assert ended is not None
-        assert {item["name"] for item in ended["instances"] if item["state"] == "unreachable"} >= {
-            "sample-2",
-            "sample-5",
-        }
+        silent = {item["name"] for item in ended["instances"] if item["state"] == "unreachable"}
+        assert silent == {slot for slot in cluster.backend.slots() if on_host_2(cluster, slot)}
         with pytest.raises(Drifted, match="unreachable: host-2"):
             deploy.deploy(running)
     finally:
         restart = "pgrep -x sshd >/dev/null || /usr/sbin/sshd -E /var/log/sshd.log"
         on_host(docker_client, config, "host-2", restart, user="root")
 
-    # host-2 answers again with sample-2 on the target: a forced deploy converges first
-    with pytest.raises(Drifted, match="unjournaled: sample-2"):
+    # host-2 answers again, one slot on the target: a forced deploy converges first
+    with pytest.raises(Drifted, match="unjournaled: "):
         deploy.deploy(running)
     assert deploy.deploy(running, force=True) is None  # every instance already runs it
     assert_everywhere_on(cluster, docker_client, running)
