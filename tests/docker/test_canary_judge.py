@@ -126,10 +126,8 @@ def test_a_five_percent_error_release_is_rolled_back_every_time_within_20_s(
         failing = [m["metric"] for m in bake["judgement"]["metrics"] if m["verdict"] == "fail"]
         assert failing == ["error_ratio"]
         seconds.append(bake["looks"][-1]["t"])
-    # The target is 20 s at 100 req/s; a busy machine's load generator falls short of the rate,
-    # so the median is held to it and every run to twice it.
-    assert sorted(seconds)[len(seconds) // 2] <= 20, seconds
-    assert max(seconds) <= 40, seconds
+    # Seconds from the canary taking traffic to the judgement: the target is 20 s at 100 req/s.
+    assert max(seconds) <= 20, seconds
 
 
 def test_a_release_250_ms_slower_is_rolled_back_on_latency(on_v1: Path, tmp_path: Path) -> None:

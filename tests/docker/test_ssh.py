@@ -25,6 +25,7 @@ from cautious.cluster.sandbox import Sandbox
 from cautious.config import Config, load_config
 from cautious.deploy import DeployPipeline, Prepared
 from cautious.exceptions import Drifted, UsageError
+from cautious.measure.session import Measured, measuring_hook
 from cautious.rollout.runner import RolloutResult
 
 from tests.docker.helpers import LoadLoop, assert_nothing_left, cluster_config
@@ -66,6 +67,7 @@ def config_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
         rollout=ROLLOUT,
         canary=CANARY,
         releases=RELEASES,
+        load={"rate": 50, "warmup_s": 2, "tail_s": 2},
     )
 
 
@@ -135,19 +137,30 @@ def assert_everywhere_on(cluster: Sandbox, client: docker.DockerClient, label: s
 
 
 @pytest.mark.parametrize(
-    ("strategy", "release"), [("rolling", "v2"), ("blue-green", "v1"), ("canary", "v2")]
+    ("strategy", "release"),
+    [("rolling", "v2"), ("blue-green", "v1"), ("stop-and-go", "v2"), ("canary", "v1")],
 )
-def test_a_deploy_under_steady_load_loses_no_request_and_moves_every_link(
-    cluster: Sandbox, docker_client: docker.DockerClient, strategy: str, release: str
+def test_a_deploy_under_locust_load_loses_no_request_and_moves_every_link(
+    cluster: Sandbox,
+    docker_client: docker.DockerClient,
+    tmp_path: Path,
+    strategy: str,
+    release: str,
 ) -> None:
+    """Measured as `invoke deploy` measures: Locust through HAProxy, the report's figures.
+    Stop-and-go takes every instance out at once: its outage is measured, not hidden."""
     deploy = pipeline(cluster, strategy=strategy)
-    url = cluster.status().lb_url
-    assert url is not None
-    with LoadLoop(url) as load:
-        result = deploy.deploy(release)
+    measured: list[Measured] = []
+    result = deploy.deploy(release, rollout=measuring_hook(deploy, tmp_path, "deploy", measured))
     assert result is not None and result.outcome == "succeeded", result and result.reason
-    assert len(load.outcomes) > 100
-    assert load.failures == []
+    [measurement] = measured
+    figures = measurement.report["availability"]
+    assert figures["sent"] > 100
+    if strategy == "stop-and-go":
+        assert figures["failed"] + figures["missing"] > 0
+        assert figures["longest_error_window_s"] >= 1
+    else:
+        assert figures["failed"] == 0, figures
     assert_everywhere_on(cluster, docker_client, release)
     ended = deploy.journal.rollouts()[-1].end
     assert ended is not None
@@ -180,7 +193,7 @@ def test_a_release_that_crashes_on_start_is_rolled_back_by_links_alone_with_no_u
     before, after = seen
     assert after == before  # shipped once before the rollout; the rollback uploaded nothing
     assert load.failures == []
-    assert_everywhere_on(cluster, docker_client, "v2")
+    assert_everywhere_on(cluster, docker_client, "v1")
 
 
 def test_a_restart_command_that_fails_is_a_failed_gate_and_rolls_back(
@@ -189,7 +202,7 @@ def test_a_restart_command_that_fails_is_a_failed_gate_and_rolls_back(
     result = pipeline(cluster, strategy="rolling").deploy("restart-fails")
     assert result is not None and result.outcome == "rolled-back"
     assert "sv -w 10 restart" in result.reason and "exited 1" in result.reason
-    assert_everywhere_on(cluster, docker_client, "v2")
+    assert_everywhere_on(cluster, docker_client, "v1")
 
 
 _CLI = "from cautious.cli.program import program; program.run()"

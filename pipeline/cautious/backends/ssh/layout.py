@@ -194,15 +194,22 @@ rm -f {shlex.quote(self.instance(port))}/current
 """
 
     def _host_current(self) -> str:
-        """Move the host's ``current`` when every instance left on it runs one release."""
+        """Move the host's ``current`` when every instance left on it runs one release.
+
+        Instances on one host switch at the same moment (stop-and-go, blue-green): a lock
+        makes each read-and-move whole, and the temporary link is this shell's own.
+        """
         q = shlex.quote
         return f"""
+(
+flock 9
 targets=$(for link in {q(self.root)}/instances/*/current; do
   [ -L "$link" ] && readlink "$link"; done | sort -u)
 if [ -n "$targets" ] && [ "$(printf '%s\\n' "$targets" | wc -l)" -eq 1 ]; then
-  ln -sfn "$targets" {q(self.root)}/.current.tmp
-  mv -T {q(self.root)}/.current.tmp {q(self.root)}/current
+  ln -sfn "$targets" {q(self.root)}/.current.$$
+  mv -T {q(self.root)}/.current.$$ {q(self.root)}/current
 fi
+) 9>{q(self.root)}/.current.lock
 """
 
     # -- reading -------------------------------------------------------------------------------
