@@ -3,6 +3,7 @@ rotation; a release whose only difference is ignored by configuration passes the
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +14,8 @@ from cautious.legged import deploy_legs
 
 from tests.docker.stateful import stateful_config
 
-RUNS = 2  # each run is a full canary under load: kept small for CI time
+# Each run is a full canary under load: two in every CI run, the series of ten with CAUTIOUS_SLOW=1.
+RUNS = 10 if os.environ.get("CAUTIOUS_SLOW") else 2
 
 
 def shadow_config(tmp_path: Path, leg: dict[str, Any]) -> Config:
