@@ -12,7 +12,9 @@ from invoke.context import MockContext
 
 def assert_rerenders_identically(folder: Path) -> None:
     """Delete the rendered files, run the ``report`` task on the folder, compare."""
-    written = {r.filename: (folder / r.filename).read_bytes() for r in RENDERERS}
+    drawn = [r.filename for r in RENDERERS if (folder / r.filename).is_file()]
+    assert "report.html" in drawn
+    written = {name: (folder / name).read_bytes() for name in drawn}
     for name in written:
         (folder / name).unlink()
     tasks.report(MockContext(), str(folder))

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import base64
+import functools
+import http.server
 import json
 import os
 import re
 import shutil
 import subprocess
+import threading
+import urllib.request
 import xml.etree.ElementTree as ET
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -196,12 +200,14 @@ def test_a_report_without_a_rollout_says_so_with_null() -> None:
     assert report["verdict"] == "not-enough-data"
 
 
-def test_the_folder_holds_four_files(folder: Path) -> None:
+def test_the_folder_holds_the_four_reports_and_what_the_page_shows(folder: Path) -> None:
     assert sorted(p.name for p in folder.iterdir()) == [
         "junit.xml",
+        "report.css",
         "report.html",
         "report.json",
         "report.md",
+        "timeline.png",  # no canary was judged: no canary.png
     ]
 
 
@@ -284,16 +290,17 @@ def test_junit_xml_fails_a_rolled_back_rollout(tmp_path: Path) -> None:
     assert "rolled-back" in (failure.get("message") or "")
 
 
-def test_report_html_is_self_contained_with_the_chart_inline(folder: Path) -> None:
+def test_report_html_has_no_inline_style_script_or_image_only_files_beside_it(
+    folder: Path,
+) -> None:
     page = (folder / "report.html").read_text()
     assert not re.search(r"""(src|href)\s*=\s*["']?(https?:)?//""", page)
-    assert "url(" not in page
-    assert "<script" not in page and "<link" not in page
-    match = re.search(r'<img id="timeline-chart" src="data:image/png;base64,([^"]+)"', page)
-    assert match is not None
-    png = base64.b64decode(match.group(1))
-    assert png.startswith(b"\x89PNG\r\n\x1a\n")
-    assert len(png) > 20_000
+    assert "<script" not in page and "<style" not in page and " style=" not in page
+    assert "data:" not in page and "url(" not in page
+    assert '<link rel="stylesheet" href="report.css">' in page
+    assert '<img id="timeline-chart" src="timeline.png"' in page
+    assert (folder / "timeline.png").read_bytes().startswith(b"\x89PNG\r\n\x1a\n")
+    assert (folder / "report.css").read_text().startswith("body{")
 
 
 def test_report_html_escapes_what_it_shows(tmp_path: Path) -> None:
@@ -379,7 +386,7 @@ def test_report_html_shows_the_chart_in_a_headless_browser(folder: Path, tmp_pat
     browser = _chromium()
     page = (folder / "report.html").resolve().as_uri()
     dom = _run_chromium(browser, tmp_path / "profile", "--dump-dom", page).stdout
-    assert re.search(r'<img id="timeline-chart" src="data:image/png;base64,', dom)
+    assert '<img id="timeline-chart" src="timeline.png"' in dom
     assert 'class="badge fail"' in dom
 
     shot = tmp_path / "shot.png"
@@ -393,3 +400,66 @@ def test_report_html_shows_the_chart_in_a_headless_browser(folder: Path, tmp_pat
     assert len(colours) > 50  # text, tables and the chart, not a blank or one-colour page
     chart_band = pixels[700:1400, 100:1100, :3]
     assert chart_band.std() > 0.05  # the chart's region holds a drawing
+
+
+# Jenkins' default for published HTML (hudson.model.DirectoryBrowserSupport.CSP)
+JENKINS_CSP = "sandbox; default-src 'none'; img-src 'self'; style-src 'self';"
+
+
+class _JenkinsLikeHandler(http.server.SimpleHTTPRequestHandler):
+    """Serves the report folder with Jenkins' default Content-Security-Policy header."""
+
+    def end_headers(self) -> None:
+        self.send_header("Content-Security-Policy", JENKINS_CSP)
+        super().end_headers()
+
+    def log_message(self, format: str, *args: Any) -> None:
+        """Quiet: the test reads the page, not the access log."""
+
+
+def _screenshot(browser: str, url: str, shot: Path, profile: Path) -> Any:
+    _run_chromium(browser, profile, f"--screenshot={shot}", "--window-size=1280,1600", url)
+    return imread(shot)[:, :, :3]
+
+
+def test_report_html_shows_its_style_and_chart_under_jenkins_default_csp(
+    folder: Path, tmp_path: Path
+) -> None:
+    """Served as Jenkins' publishHTML serves it: the badge keeps its colour and the chart shows.
+    The same page with the old inline style and data-URI chart loses both under this policy."""
+    browser = _chromium()
+    inline = tmp_path / "inline"
+    inline.mkdir()
+    css = (folder / "report.css").read_text()
+    chart = base64.b64encode((folder / "timeline.png").read_bytes()).decode()
+    (inline / "report.html").write_text(
+        (folder / "report.html")
+        .read_text()
+        .replace('<link rel="stylesheet" href="report.css">', f"<style>{css}</style>")
+        .replace('src="timeline.png"', f'src="data:image/png;base64,{chart}"')
+    )
+    handler = functools.partial(_JenkinsLikeHandler, directory=str(folder.parent))
+    with http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler) as server:
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        try:
+            base = f"http://127.0.0.1:{server.server_address[1]}"
+            served = urllib.request.urlopen(f"{base}/{folder.name}/report.html", timeout=10)
+            assert served.headers["Content-Security-Policy"] == JENKINS_CSP
+            ours = _screenshot(
+                browser, f"{base}/{folder.name}/report.html", tmp_path / "ours.png", tmp_path / "p1"
+            )
+            old = _screenshot(
+                browser, f"{base}/inline/report.html", tmp_path / "old.png", tmp_path / "p2"
+            )
+        finally:
+            server.shutdown()
+
+    def badge_red(pixels: Any) -> int:  # the fail badge's background, #c62828
+        red = (abs(pixels[..., 0] - 0xC6 / 255) < 0.04) & (abs(pixels[..., 1] - 0x28 / 255) < 0.04)
+        return int(red.sum())
+
+    def chart_drawn(pixels: Any) -> float:
+        return float(pixels[700:1400, 100:1100].std())
+
+    assert badge_red(ours) > 200 and chart_drawn(ours) > 0.05
+    assert badge_red(old) < 50 and chart_drawn(old) < 0.05  # the policy really is enforced

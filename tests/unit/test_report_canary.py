@@ -3,7 +3,6 @@ both latency distributions and the error ratios over time."""
 
 from __future__ import annotations
 
-import base64
 import json
 import re
 from pathlib import Path
@@ -94,8 +93,9 @@ def test_report_html_shows_the_table_and_the_canary_chart(tmp_path: Path) -> Non
     paths = write_report(sample_document(rollout=canary_rollout()), tmp_path)
     html = paths["html"].read_text(encoding="utf-8")
     assert "<h2>Canary judgement</h2>" in html
-    chart = re.search(r'id="canary-chart" src="data:image/png;base64,([^"]+)"', html)
-    assert chart and base64.b64decode(chart.group(1)).startswith(b"\x89PNG")
+    assert '<img id="canary-chart" src="canary.png"' in html
+    assert paths["canary-chart"] == tmp_path / "canary.png"
+    assert (tmp_path / "canary.png").read_bytes().startswith(b"\x89PNG")
 
 
 def test_steps_without_a_judgement_make_no_canary_section() -> None:

@@ -196,15 +196,18 @@ def render_folder(path: str | os.PathLike[str]) -> ReportPaths:
     return _write(drawn, source)
 
 
-def _draw(report: Mapping[str, Any]) -> dict[str, tuple[str, bytes]]:
-    """Every renderer's file name and bytes, drawn in memory."""
+def _draw(report: Mapping[str, Any]) -> dict[str, tuple[str, bytes | None]]:
+    """Every renderer's file name and bytes (None: nothing to draw), drawn in memory."""
     return {item.name: (item.filename, item.render(report)) for item in RENDERERS}
 
 
-def _write(drawn: Mapping[str, tuple[str, bytes]], json_path: Path) -> ReportPaths:
+def _write(drawn: Mapping[str, tuple[str, bytes | None]], json_path: Path) -> ReportPaths:
     rendered = {}
     for name, (filename, content) in drawn.items():
         target = json_path.parent / filename
+        if content is None:
+            target.unlink(missing_ok=True)  # a file an earlier rendering left has no place now
+            continue
         target.write_bytes(content)
         rendered[name] = target
     return ReportPaths(json=json_path, rendered=rendered)

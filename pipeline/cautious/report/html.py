@@ -1,12 +1,14 @@
-"""report.html: the whole report on one self-contained page, with the timeline chart.
+"""report.html: the whole report on one page, with the timeline chart.
 
-Everything is inline (CSS, the chart as a PNG data URI): the page opens from a CI artefact
-with no network and no external resource.
+Nothing is inline: the stylesheet (report.css) and the charts (timeline.png, canary.png) are
+files beside the page, and there is no script. A Content-Security-Policy that allows only the
+server's own images and stylesheets — Jenkins' default for published HTML, ``sandbox;
+default-src 'none'; img-src 'self'; style-src 'self';`` — shows the page whole, and it still
+opens from a CI artefact with no network.
 """
 
 from __future__ import annotations
 
-import base64
 import html
 from collections.abc import Mapping
 from typing import Any
@@ -33,7 +35,19 @@ from cautious.report.tables import (
     utc,
 )
 
-__all__ = ["render"]
+__all__ = [
+    "CANARY_CHART",
+    "STYLESHEET",
+    "TIMELINE_CHART",
+    "canary_chart",
+    "render",
+    "stylesheet",
+    "timeline_chart",
+]
+
+STYLESHEET = "report.css"
+TIMELINE_CHART = "timeline.png"
+CANARY_CHART = "canary.png"
 
 _CSS = """
 body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:24px auto;
@@ -51,6 +65,21 @@ td.pass,td.fail,td.not-enough-data,td.succeeded,td.ok,td.failed,td.skipped{color
 .muted{color:#666;font-size:.9em}img#timeline-chart,img#canary-chart{width:100%;height:auto;
 border:1px solid #eee}details{margin:8px 0}summary{cursor:pointer}
 """
+
+
+def stylesheet(report: Mapping[str, Any]) -> bytes:
+    """report.css: the same for every report."""
+    return _CSS.lstrip().encode("utf-8")
+
+
+def timeline_chart(report: Mapping[str, Any]) -> bytes | None:
+    """timeline.png, when the report measured availability (nothing to draw otherwise)."""
+    return chart_png(report) if report.get("availability") is not None else None
+
+
+def canary_chart(report: Mapping[str, Any]) -> bytes | None:
+    """canary.png, when a canary was judged."""
+    return canary_chart_png(report) if canary_table(report) else None
 
 
 def _h(value: object) -> str:
@@ -86,7 +115,7 @@ def _details(summary: str, table: Table | None) -> str:
 
 
 def render(report: Mapping[str, Any]) -> bytes:
-    """The whole report on one self-contained page, the chart right after the claims."""
+    """The whole report on one page, the chart right after the claims (files beside it)."""
     verdict = report["verdict"]
     availability = report.get("availability")
     start = origin(report)
@@ -95,7 +124,7 @@ def render(report: Mapping[str, Any]) -> bytes:
         '<html lang="en"><head><meta charset="utf-8">',
         '<meta name="viewport" content="width=device-width, initial-scale=1">',
         f"<title>Cautious report: {_h(verdict)} — {_h(report['command'])}</title>",
-        f"<style>{_CSS}</style></head><body>",
+        f'<link rel="stylesheet" href="{STYLESHEET}"></head><body>',
         f'<h1>Cautious report <span class="badge {_h(verdict)}" id="verdict">{_h(verdict)}'
         "</span></h1>",
         f"<p><code>{_h(report['command'])}</code> · {_h(report['created'])}</p>",
@@ -115,10 +144,9 @@ def render(report: Mapping[str, Any]) -> bytes:
         claims = claims_table(report)
         parts += ["<h2>Claims</h2>", _table(claims) or "<p>No claim was evaluated.</p>"]
     if availability is not None:
-        chart = base64.b64encode(chart_png(report)).decode("ascii")
         parts += [
             "<h2>Timeline</h2>",
-            f'<img id="timeline-chart" src="data:image/png;base64,{chart}" alt="Timeline chart: '
+            f'<img id="timeline-chart" src="{TIMELINE_CHART}" alt="Timeline chart: '
             "requests and errors per second, latency per second, rollout steps, and each "
             "instance's state and release over time\">",
             "<h2>Availability</h2>",
@@ -141,12 +169,11 @@ def render(report: Mapping[str, Any]) -> bytes:
         ]
         judged = canary_table(report)
         if judged:
-            chart = base64.b64encode(canary_chart_png(report) or b"").decode("ascii")
             parts += [
                 "<h2>Canary judgement</h2>",
                 _table(judged),
                 f'<p class="muted">{_h(HOW_TO_READ)}</p>',
-                f'<img id="canary-chart" src="data:image/png;base64,{chart}" alt="Canary and '
+                f'<img id="canary-chart" src="{CANARY_CHART}" alt="Canary and '
                 "baseline latency distributions, and their error ratios at each look of the "
                 'judge">',
             ]
