@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import pytest
 from cautious.cli.program import program
 
@@ -37,3 +40,20 @@ def test_a_parser_error_is_bad_input_in_one_line(
 def test_an_empty_config_path_is_refused(capsys: pytest.CaptureFixture[str]) -> None:
     code, printed = run(capsys, "config", "--config", "")
     assert (code, printed) == (2, "cautious: --config takes the path of a file, not ''")
+
+
+CAUTIOUS = "from cautious.cli.program import program; program.run()"
+
+
+def test_task_help_names_what_each_flag_does() -> None:
+    # Its own process, as a user runs it: Invoke pops help texts while it parses, so a second
+    # parse in one process finds none (the flag checks before the parse work on a copy).
+    shown = subprocess.run(
+        [sys.executable, "-c", CAUTIOUS, "deploy", "--help"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    ).stdout
+    assert "override a claim, NAME=VALUE (repeatable)" in shown
+    assert "print the plan and change nothing" in shown

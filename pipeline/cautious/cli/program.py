@@ -8,6 +8,7 @@ flag at all). An unexpected exception outside a task is one line naming a debug 
 
 from __future__ import annotations
 
+import copy
 import re
 import sys
 from collections.abc import Iterator
@@ -66,7 +67,9 @@ class CautiousProgram(Program):
 
     def _refuse_repeatable_flags_without_value(self) -> None:
         assert self.collection is not None  # parse_collection ran first
-        contexts = self.collection.to_contexts(
+        # A copy: Invoke's to_contexts pops each task's help texts, and the real parse (and
+        # `--help`) must still find them.
+        contexts = copy.deepcopy(self.collection).to_contexts(
             ignore_unknown_help=self.config.tasks.ignore_unknown_help
         )
         by_name = {name: ctx for ctx in contexts for name in (ctx.name, *ctx.aliases)}
