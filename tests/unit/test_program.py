@@ -26,6 +26,8 @@ def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str]:
         (["deploy", "--dry-run", "--claim"], "Flag '--claim' needed value"),
         (["deploy", "--claim", "--dry-run"], "Flag '--claim' needed value"),
         (["--help", "no-such-task"], "No idea what 'no-such-task' is!"),
+        (["--dry", "deploy"], "--dry only echoes shell commands"),  # would deploy for real
+        (["--config", "x.yaml", "deploy"], "--config goes after the task"),
     ],
 )
 def test_a_parser_error_is_bad_input_in_one_line(

@@ -10,6 +10,7 @@ import pytest
 import yaml
 from cautious.cli import tasks
 from cautious.measure import session
+from invoke.config import Config as InvokeConfig
 from invoke.context import MockContext
 from invoke.exceptions import Exit
 from invoke.runners import Result
@@ -155,3 +156,11 @@ def test_config_prints_secret_values_masked(
     printed = capsys.readouterr().out
     assert "planted-config-token" not in printed
     assert "API_TOKEN: '[redacted]'" in printed and "PLAIN: shown" in printed
+
+
+def test_invokes_dry_flag_is_refused_rather_than_ignored_by_a_real_deploy() -> None:
+    dry = MockContext(config=InvokeConfig(overrides={"run": {"dry": True}}))
+    with pytest.raises(Exit) as error:
+        tasks.deploy(dry, dry_run=True)
+    assert error.value.code == 2
+    assert "--dry only echoes shell commands" in str(error.value.message)

@@ -18,7 +18,7 @@ from invoke.exceptions import Exit, ParseError
 from invoke.program import Program
 
 from cautious import __version__
-from cautious.cli.terminal import one_line, unexpected_error_line
+from cautious.cli.terminal import DRY_REFUSED, one_line, unexpected_error_line
 from cautious.exceptions import UsageError
 from cautious.tasks import ns
 
@@ -55,6 +55,21 @@ class CautiousProgram(Program):
     def parse_core(self, argv: list[str] | None) -> None:
         with _parse_errors_are_bad_input(self.binary or "cautious"):
             super().parse_core(argv)
+        self._refuse_misleading_core_flags()
+
+    def _refuse_misleading_core_flags(self) -> None:
+        """Two of Invoke's core flags would mislead here: ``--dry`` only echoes shell commands
+        (a deploy is not one: ``deploy --dry-run`` is the dry run), and ``--config`` before the
+        task names Invoke's own settings file (cautious.yaml is each task's ``--config``)."""
+        binary = self.binary or "cautious"
+        if self.args.dry.value:
+            raise Exit(f"{binary}: {DRY_REFUSED}", code=UsageError.exit_code)
+        if self.args.config.value is not None:
+            raise Exit(
+                f"{binary}: --config goes after the task: `{binary} deploy --config "
+                f"{self.args.config.value}` (before it, Invoke would read its own settings)",
+                code=UsageError.exit_code,
+            )
 
     def parse_tasks(self) -> None:
         with _parse_errors_are_bad_input(self.binary or "cautious"):

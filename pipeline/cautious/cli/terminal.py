@@ -19,15 +19,17 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any, ParamSpec, TypeVar
 
+from invoke.context import Context
 from invoke.exceptions import Exit, Failure
 from rich.console import Console
 
-from cautious.exceptions import CautiousError
+from cautious.exceptions import CautiousError, UsageError
 from cautious.inputs import clip, printable
 from cautious.redaction import redact
 
 __all__ = [
     "DEBUG_DIR_ENV_VAR",
+    "DRY_REFUSED",
     "MAX_LINE",
     "clean_errors",
     "console",
@@ -84,11 +86,21 @@ def unexpected_error_line(error: BaseException) -> str:
     return one_line(f"cautious: unexpected error ({summary}); {where}; please report it")
 
 
+# `invoke --dry TASK` would run the task for real: --dry only echoes shell commands.
+DRY_REFUSED = (
+    "--dry only echoes shell commands, and these tasks do their work in Python; "
+    "leave it out (`deploy --dry-run` prints the plan and changes nothing)"
+)
+
+
 def clean_errors(body: Callable[P, R]) -> Callable[P, R]:
     """Turn any exception of a task into one line on stderr and an exit code."""
 
     @functools.wraps(body)
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        context = args[0] if args else None
+        if isinstance(context, Context) and context.config.run.dry:
+            raise Exit(f"cautious: {DRY_REFUSED}", code=UsageError.exit_code)
         try:
             return body(*args, **kwargs)
         except CautiousError as exc:
