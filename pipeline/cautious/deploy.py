@@ -104,8 +104,11 @@ class DeployPipeline:
             self.config.release(release)  # an unknown name is bad input before anything runs
         with self.journal.lock():
             self._check_audit(force)
-            with self.stage("test"):
-                self._run_tests()
+            if self.config.service.test_command:
+                with self.stage("test"):
+                    self._run_tests(self.config.service.test_command)
+            else:  # no ✓ for a stage that did not run
+                self.say("– test: skipped (no service.test_command configured)")
             with self.stage(f"build {release or 'working tree'}"):
                 target = (
                     self.sandbox.release(release, rebuild=True)
@@ -203,11 +206,7 @@ class DeployPipeline:
         self.say(f"deploying despite {len(found)} audit finding(s) (--force): {first}")
         self.journal.note(FORCED_NOTE, findings=found)
 
-    def _run_tests(self) -> None:
-        command = self.config.service.test_command
-        if not command:
-            self.say("no service.test_command configured; the test stage is skipped")
-            return
+    def _run_tests(self, command: str) -> None:
         try:
             result = subprocess.run(
                 command,

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from cautious.audit import audit
+from cautious.deploy import DeployPipeline
 from cautious.exceptions import Drifted, LockHeld, SandboxError
 
 from tests.unit.fakes import fake_cluster
@@ -129,3 +132,23 @@ def test_a_host_back_on_another_release_stops_deploys_until_forced_which_converg
     assert kinds[-2:] == ["converge", "deploy"]  # one release first, then the deploy
     assert set(cluster.releases().values()) == {"v2"}
     assert audit(cluster.journal, cluster.backend).clean
+
+
+def test_without_a_test_command_the_test_stage_shows_as_skipped_not_passed(
+    tmp_path: Path,
+) -> None:
+    cluster = fake_cluster(tmp_path)
+    entered: list[str] = []
+
+    @contextlib.contextmanager
+    def recording(name: str) -> Iterator[None]:
+        entered.append(name)
+        yield
+
+    pipeline = DeployPipeline(
+        cluster.config, say=cluster.said.append, stage=recording, sandbox=cluster.sandbox
+    )
+    assert cluster.config.service.test_command is None
+    pipeline.deploy("v2")
+    assert "test" not in entered and entered[0] == "build v2"
+    assert "– test: skipped (no service.test_command configured)" in cluster.said
