@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -164,3 +165,17 @@ def test_invokes_dry_flag_is_refused_rather_than_ignored_by_a_real_deploy() -> N
         tasks.deploy(dry, dry_run=True)
     assert error.value.code == 2
     assert "--dry only echoes shell commands" in str(error.value.message)
+
+
+def test_a_long_flag_has_the_same_short_flag_in_every_task_that_has_one() -> None:
+    from cautious.tasks import ns
+
+    shorts: dict[str, set[str]] = {}
+    for context in copy.deepcopy(ns).to_contexts(ignore_unknown_help=True):
+        for argument in set(context.flags.values()):
+            names = sorted(argument.names, key=len)
+            if len(names[0]) == 1:
+                shorts.setdefault(names[-1], set()).add(names[0])
+    assert shorts["config"] == {"c"}
+    # --report-dir stays -e beside --release (-r) and -r elsewhere: the one known exception
+    assert {name for name, letters in shorts.items() if len(letters) > 1} == {"report-dir"}

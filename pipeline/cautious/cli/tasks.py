@@ -219,8 +219,8 @@ def deploy(
     strategy: str | None = None,
     dry_run: bool = False,
     report_dir: str | None = None,
+    config: str | None = None,  # before claim: -c is --config in every task
     claim: list[str] | None = None,
-    config: str | None = None,
     plan_: str | None = None,
     force: bool = False,
 ) -> None:
@@ -303,8 +303,8 @@ def load(
     rate: str | None = None,
     duration: str = "30",
     report_dir: str | None = None,
+    config: str | None = None,  # before claim: -c is --config in every task
     claim: list[str] | None = None,
-    config: str | None = None,
     workers: str | None = None,
 ) -> None:
     """Load any loopback URL, measure availability, judge the claims, write the report."""
