@@ -25,7 +25,7 @@ import json
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from cautious.backends.base import Auditable, Backend, Occupant
+from cautious.backends.base import Auditable, Backend, Instance, Occupant
 from cautious.rollout.journal import Journal, audit_key, line_digest, record_mac
 
 __all__ = ["FORCED_NOTE", "AuditResult", "Finding", "audit"]
@@ -87,13 +87,14 @@ def audit(journal: Journal, backend: Backend) -> AuditResult:
     )
     accepted = tuple(finding.line() for n, finding in chain if n < forced_at)
     findings = [finding for n, finding in chain if n > forced_at]
-    findings += _unreachable(backend)
+    instances = backend.instances()  # one look: on ssh, a round trip to every host
+    findings += _unreachable(instances)
     notes: list[str] = []
     if isinstance(backend, Auditable):
         occupants = backend.occupants()
         findings += _strangers(occupants)
     else:
-        occupants = _instances_as_occupants(backend)
+        occupants = _instances_as_occupants(instances)
         notes.append("this backend lists only its own instances: nothing else is looked for")
     unfinished = _unfinished([record for _, record in records])
     if unfinished:
@@ -188,20 +189,20 @@ def _unfinished(records: list[dict[str, Any]]) -> str | None:
     return next((rollout for rollout in reversed(begun) if rollout not in ended), None)
 
 
-def _instances_as_occupants(backend: Backend) -> list[Occupant]:
+def _instances_as_occupants(instances: list[Instance]) -> list[Occupant]:
     """What a backend that cannot see its hosts whole (ssh) says runs: its running instances,
     each with the digest its release directory names."""
     return [
         Occupant(item.name, item.digest, role="instance", slot=item.name)
-        for item in backend.instances()
+        for item in instances
         if item.state == "running"
     ]
 
 
-def _unreachable(backend: Backend) -> list[Finding]:
+def _unreachable(instances: list[Instance]) -> list[Finding]:
     """One finding per host that does not answer, naming the slots it may be serving."""
     silent: dict[str, list[str]] = {}
-    for item in backend.instances():
+    for item in instances:
         if item.state == "unreachable":
             silent.setdefault(item.host, []).append(item.name)
     return [

@@ -18,7 +18,7 @@ from invoke.exceptions import Exit, ParseError
 from invoke.program import Program
 
 from cautious import __version__
-from cautious.cli.terminal import DRY_REFUSED, one_line, unexpected_error_line
+from cautious.cli.terminal import one_line, unexpected_error_line
 from cautious.exceptions import UsageError
 from cautious.tasks import ns
 
@@ -58,12 +58,9 @@ class CautiousProgram(Program):
         self._refuse_misleading_core_flags()
 
     def _refuse_misleading_core_flags(self) -> None:
-        """Two of Invoke's core flags would mislead here: ``--dry`` only echoes shell commands
-        (a deploy is not one: ``deploy --dry-run`` is the dry run), and ``--config`` before the
-        task names Invoke's own settings file (cautious.yaml is each task's ``--config``)."""
+        """``--config`` before the task names Invoke's own settings file, not cautious.yaml
+        (each task's ``--config``). ``--dry`` is refused by every task (``clean_errors``)."""
         binary = self.binary or "cautious"
-        if self.args.dry.value:
-            raise Exit(f"{binary}: {DRY_REFUSED}", code=UsageError.exit_code)
         if self.args.config.value is not None:
             raise Exit(
                 f"{binary}: --config goes after the task: `{binary} deploy --config "

@@ -29,7 +29,6 @@ from cautious.redaction import redact
 
 __all__ = [
     "DEBUG_DIR_ENV_VAR",
-    "DRY_REFUSED",
     "MAX_LINE",
     "clean_errors",
     "console",
@@ -86,8 +85,8 @@ def unexpected_error_line(error: BaseException) -> str:
     return one_line(f"cautious: unexpected error ({summary}); {where}; please report it")
 
 
-# `invoke --dry TASK` would run the task for real: --dry only echoes shell commands.
-DRY_REFUSED = (
+# `invoke --dry TASK` (or cautious) would run the task for real: --dry only echoes shell commands.
+_DRY_REFUSED = (
     "--dry only echoes shell commands, and these tasks do their work in Python; "
     "leave it out (`deploy --dry-run` prints the plan and changes nothing)"
 )
@@ -100,7 +99,7 @@ def clean_errors(body: Callable[P, R]) -> Callable[P, R]:
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
         context = args[0] if args else None
         if isinstance(context, Context) and context.config.run.dry:
-            raise Exit(f"cautious: {DRY_REFUSED}", code=UsageError.exit_code)
+            raise Exit(f"cautious: {_DRY_REFUSED}", code=UsageError.exit_code)
         try:
             return body(*args, **kwargs)
         except CautiousError as exc:
